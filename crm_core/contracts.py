@@ -1,0 +1,94 @@
+"""The value objects that cross the house's walls.
+
+Connectors and webhooks build :class:`InboundMessage` and read
+:class:`IngestResult`; they never see the ORM or a session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from crm_core.enums import Channel, IdentityKind, Segment
+
+
+@dataclass(frozen=True, slots=True)
+class IdentityRef:
+    """How the sender can be reached, as the channel gave it (normalized by ingest)."""
+
+    kind: IdentityKind
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    """Metadata of a file the client sent; the bytes live in the attachment store."""
+
+    name: str
+    content_type: str
+    size: int
+    storage_key: str | None = None
+    url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Attribution:
+    """Where a touch came from: the channel plus UTM tags, click ids and pages."""
+
+    utm_source: str | None = None
+    utm_medium: str | None = None
+    utm_campaign: str | None = None
+    utm_content: str | None = None
+    utm_term: str | None = None
+    gclid: str | None = None
+    yclid: str | None = None
+    fbclid: str | None = None
+    referrer: str | None = None
+    landing_page: str | None = None
+
+    def is_empty(self) -> bool:
+        return all(getattr(self, name) is None for name in self.__slots__)
+
+
+@dataclass(frozen=True, slots=True)
+class InboundMessage:
+    """One thing a client sent, through any channel, normalized.
+
+    ``(channel_account, external_id)`` is the natural idempotency key: a repeat
+    is a no-op that still answers success.
+    """
+
+    channel: Channel
+    channel_account: str
+    external_id: str
+    identities: tuple[IdentityRef, ...]
+    occurred_at: datetime
+    display_name: str | None = None
+    company: str | None = None
+    segment: Segment | None = None
+    text: str = ""
+    attachments: tuple[Attachment, ...] = ()
+    attribution: Attribution = field(default_factory=Attribution)
+    funnel: str | None = None
+    raw_ref: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.occurred_at.tzinfo is None:
+            raise ValueError("occurred_at must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class IngestResult:
+    """What ingest did with one :class:`InboundMessage`."""
+
+    duplicate: bool
+    contact_id: int
+    conversation_id: int
+    message_id: int
+    deal_id: int | None = None
+    task_id: int | None = None
+    assignee_id: int | None = None
+    contact_created: bool = False
+    conversation_created: bool = False
+    deal_created: bool = False
+    merged_contact_ids: tuple[int, ...] = ()

@@ -1,0 +1,88 @@
+"""Closed vocabularies of the model, shared by the ORM, the API and connectors."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Channel(StrEnum):
+    API = "api"
+    TELEGRAM = "telegram"
+    EMAIL = "email"
+    PHONE = "phone"
+    SITE_CHAT = "site_chat"
+    FORM = "form"
+    AD_LEAD = "ad_lead"
+
+
+class IdentityKind(StrEnum):
+    PHONE = "phone"
+    EMAIL = "email"
+    TELEGRAM = "telegram"
+    SITE_VISITOR = "site_visitor"
+    VK = "vk"
+    WHATSAPP = "whatsapp"
+
+
+class Segment(StrEnum):
+    B2C = "B2C"
+    B2B = "B2B"
+    B2G = "B2G"
+
+
+class ConversationStatus(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    CLOSED = "closed"
+
+
+class Direction(StrEnum):
+    INBOUND = "in"
+    OUTBOUND = "out"
+
+
+class AuthorKind(StrEnum):
+    CONTACT = "contact"
+    MANAGER = "manager"
+    SYSTEM = "system"
+
+
+class DeliveryStatus(StrEnum):
+    RECEIVED = "received"
+    QUEUED = "queued"
+    SENT = "sent"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
+class StageKind(StrEnum):
+    OPEN = "open"
+    WON = "won"
+    LOST = "lost"
+
+
+class TaskKind(StrEnum):
+    CALL = "call"
+    MEETING = "meeting"
+    NEEDS = "needs"
+    PROPOSAL = "proposal"
+    FOLLOW_UP = "follow_up"
+    OTHER = "other"
+
+
+class TaskStatus(StrEnum):
+    OPEN = "open"
+    DONE = "done"
+    CANCELLED = "cancelled"
+
+
+class Role(StrEnum):
+    MANAGER = "manager"
+    HEAD = "head"
+    ADMIN = "admin"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    DEAD = "dead"

@@ -1,0 +1,79 @@
+"""Identities are normalized once, here (DESIGN.md rule 5)."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+from crm_core.contracts import IdentityRef
+from crm_core.enums import IdentityKind
+
+_EMAIL_LOCAL = re.compile(r"^[^\s@]{1,64}$")
+_TELEGRAM_ID = re.compile(r"^-?\d{1,20}$")
+_PLAIN_ID = re.compile(r"^[\w.:\-]{1,200}$")
+
+
+class InvalidIdentityError(ValueError):
+    """An identity value that cannot be normalized; says which and why."""
+
+    def __init__(self, kind: IdentityKind, value: str, reason: str) -> None:
+        super().__init__(f"{kind.value} {value!r}: {reason}")
+        self.kind = kind
+        self.value = value
+        self.reason = reason
+
+
+def normalize_phone(raw: str, default_region: str) -> str:
+    """E.164 for any way people write a number: ``8 (916) 123-45-67`` -> ``+79161234567``."""
+    text = raw.strip()
+    digits = re.sub(r"\D", "", text)
+    if not digits:
+        raise InvalidIdentityError(IdentityKind.PHONE, raw, "no digits")
+    # "79161234567" has no "+" but already carries its country code.
+    candidates = [text]
+    if not text.startswith(("+", "00")) and not text.startswith("8"):
+        candidates.append("+" + digits)
+    if text.startswith("00"):
+        candidates.insert(0, "+" + digits[2:])
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, default_region)
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_valid_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    raise InvalidIdentityError(IdentityKind.PHONE, raw, "not a valid phone number")
+
+
+def normalize_email(raw: str) -> str:
+    """Lower-cased, the domain in IDNA: ``Ivan@Пример.РФ`` -> ``ivan@xn--e1afmkfd.xn--p1ai``."""
+    text = raw.strip()
+    local, at, domain = text.rpartition("@")
+    if not at or not local or not domain or not _EMAIL_LOCAL.match(local):
+        raise InvalidIdentityError(IdentityKind.EMAIL, raw, "not an email address")
+    try:
+        ascii_domain = domain.rstrip(".").encode("idna").decode("ascii")
+    except UnicodeError as exc:
+        raise InvalidIdentityError(IdentityKind.EMAIL, raw, "the domain is not valid") from exc
+    if "." not in ascii_domain:
+        raise InvalidIdentityError(IdentityKind.EMAIL, raw, "the domain has no dot")
+    return f"{local.lower()}@{ascii_domain.lower()}"
+
+
+def normalize(identity: IdentityRef, default_region: str) -> IdentityRef:
+    """The canonical form of one identity; raises :class:`InvalidIdentityError`."""
+    kind = identity.kind
+    value = identity.value
+    if kind is IdentityKind.PHONE or kind is IdentityKind.WHATSAPP:
+        return IdentityRef(kind, normalize_phone(value, default_region))
+    if kind is IdentityKind.EMAIL:
+        return IdentityRef(kind, normalize_email(value))
+    stripped = value.strip()
+    if kind is IdentityKind.TELEGRAM:
+        if not _TELEGRAM_ID.match(stripped):
+            raise InvalidIdentityError(kind, value, "a Telegram identity is the numeric user id")
+        return IdentityRef(kind, str(int(stripped)))
+    if not _PLAIN_ID.match(stripped):
+        raise InvalidIdentityError(kind, value, "use 1-200 letters, digits and . : _ -")
+    return IdentityRef(kind, stripped)

@@ -1,0 +1,86 @@
+"""Audit rows and outbox rows, written in the transaction of the change they describe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert
+from sqlalchemy.orm import Session
+
+from crm_core import tables
+from crm_core.enums import OutboxStatus
+
+EVENT_TOPIC_PREFIX = "event."
+_AUDIT = insert(tables.audit_log)
+_OUTBOX = insert(tables.outbox)
+
+
+@dataclass
+class Journal:
+    """Collects a transaction's audit entries and outbox rows; :meth:`flush` writes them.
+
+    ``outbox_rows`` counts what was written, so that the caller can wake the relay.
+    """
+
+    actor: str
+    now: datetime
+    audit: list[dict[str, Any]] = field(default_factory=list)
+    outbox: list[dict[str, Any]] = field(default_factory=list)
+    outbox_rows: int = 0
+
+    def record(
+        self, action: str, entity_type: str, entity_id: int, changes: dict[str, Any] | None = None
+    ) -> None:
+        self.audit.append(
+            {
+                "occurred_at": self.now,
+                "actor": self.actor,
+                "action": action,
+                "entity_type": entity_type,
+                "entity_id": entity_id,
+                "changes": changes or {},
+            }
+        )
+
+    def emit(self, event: str, entity_id: int, payload: dict[str, Any]) -> None:
+        """An event for subscribers (outbound webhooks, inbox push), keyed ``event:id``."""
+        self.enqueue(
+            EVENT_TOPIC_PREFIX + event,
+            f"{event}:{entity_id}",
+            {"event": event, "occurred_at": self.now.isoformat(), **payload},
+        )
+
+    def enqueue(self, topic: str, idempotency_key: str, payload: dict[str, Any]) -> None:
+        self.outbox.append(
+            {
+                "topic": topic,
+                "idempotency_key": idempotency_key,
+                "payload": payload,
+                "status": OutboxStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": self.now,
+                "locked_until": None,
+                "last_error": None,
+                "created_at": self.now,
+                "delivered_at": None,
+            }
+        )
+
+    def recorded_and_emitted(
+        self, action: str, entity_type: str, entity_id: int, payload: dict[str, Any]
+    ) -> None:
+        """The common case: an audit entry and an event of the same name."""
+        self.record(action, entity_type, entity_id, payload)
+        self.emit(action, entity_id, payload)
+
+    def flush(self, session: Session) -> None:
+        connection = session.connection()
+        if self.audit:
+            connection.execute(_AUDIT, self.audit)
+        if self.outbox:
+            connection.execute(_OUTBOX, self.outbox)
+            self.outbox_rows += len(self.outbox)
+        self.audit = []
+        self.outbox = []

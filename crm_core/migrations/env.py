@@ -1,0 +1,61 @@
+"""Alembic environment: runs the migrations over the async engine it is given."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from alembic import context
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from crm_core.models import Base
+
+target_metadata = Base.metadata
+
+
+def _run(connection: Any) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _online_async(url: str) -> None:
+    engine = create_async_engine(url)
+    async with engine.connect() as async_connection:
+        await async_connection.run_sync(_run)
+    await engine.dispose()
+
+
+def _online() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    url = context.config.get_main_option("sqlalchemy.url") or ""
+    if make_url(url).get_dialect().is_async:
+        asyncio.run(_online_async(url))
+        return
+    engine = create_engine(url)
+    with engine.connect() as sync_connection:
+        _run(sync_connection)
+        sync_connection.commit()
+    engine.dispose()
+
+
+if context.is_offline_mode():
+    context.configure(
+        url=context.config.get_main_option("sqlalchemy.url"),
+        target_metadata=target_metadata,
+        literal_binds=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    _online()

@@ -1,0 +1,30 @@
+"""The ORM tables of the unified model (SQLAlchemy 2)."""
+
+from crm_core.models.base import Base, UTCDateTime
+from crm_core.models.contacts import Contact, ContactIdentity, ContactMerge, Touch
+from crm_core.models.conversations import ChannelAccount, Conversation, Message
+from crm_core.models.deals import Deal, DealStageChange, Funnel, Stage, Task
+from crm_core.models.journal import AuditEntry, OutboxMessage
+from crm_core.models.people import ApiToken, Manager, Team
+
+__all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "ChannelAccount",
+    "Contact",
+    "ContactIdentity",
+    "ContactMerge",
+    "Conversation",
+    "Deal",
+    "DealStageChange",
+    "Funnel",
+    "Manager",
+    "Message",
+    "OutboxMessage",
+    "Stage",
+    "Task",
+    "Team",
+    "Touch",
+    "UTCDateTime",
+]

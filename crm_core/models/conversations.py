@@ -1,0 +1,66 @@
+"""Channel accounts, conversations and their messages."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from crm_core.models.base import Base, UTCDateTime
+
+
+class ChannelAccount(Base):
+    """One door of one channel: a bot, a mailbox, a SIP line, a form source, the API."""
+
+    __tablename__ = "channel_accounts"
+    __table_args__ = (UniqueConstraint("channel", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(24))
+    key: Mapped[str] = mapped_column(String(120))
+    title: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (
+        Index("ix_conversations_contact_account", "contact_id", "channel_account_id"),
+        Index("ix_conversations_assignee_status", "assignee_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
+    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    routing_reason: Mapped[str | None] = mapped_column(String(500))
+    opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_message_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Message(Base):
+    __tablename__ = "messages"
+    __table_args__ = (
+        # The natural idempotency key (DESIGN.md rule 2).
+        UniqueConstraint("channel_account_id", "direction", "external_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
+    direction: Mapped[str] = mapped_column(String(4))
+    author_kind: Mapped[str] = mapped_column(String(16))
+    author_manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
+    text: Mapped[str] = mapped_column(Text)
+    attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    delivery_status: Mapped[str] = mapped_column(String(16))
+    raw_ref: Mapped[str | None] = mapped_column(String(500))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -1,0 +1,200 @@
+"""The outbox relay: delivers what the outbox holds, at least once, and records the outcome.
+
+Rows are claimed with a lease (``locked_until``), so several relays (web processes,
+or arq workers in scaled mode) can share one table; PostgreSQL claims with
+``FOR UPDATE SKIP LOCKED``. A handler failure schedules a retry with exponential
+backoff and jitter; after ``max_attempts`` the row is marked dead with its error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Protocol
+
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.orm import Session
+
+from crm_core import tables
+from crm_core.clock import Clock
+from crm_core.db import Database
+from crm_core.enums import OutboxStatus
+from crm_core.models import OutboxMessage
+
+log = logging.getLogger(__name__)
+
+_RECORD = (
+    update(tables.outbox)
+    .where(tables.outbox.c.id == bindparam("row_id"))
+    .values(
+        attempts=bindparam("attempts"),
+        status=bindparam("status"),
+        delivered_at=bindparam("delivered_at"),
+        last_error=bindparam("last_error"),
+        next_attempt_at=bindparam("next_attempt_at"),
+        locked_until=None,
+    )
+)
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """What a handler is given: the row's topic, its idempotency key and payload."""
+
+    id: int
+    topic: str
+    idempotency_key: str
+    payload: Mapping[str, Any]
+    attempt: int
+
+
+class OutboxHandler(Protocol):
+    async def __call__(self, item: OutboxItem) -> None:
+        """Deliver ``item``; raise to have it retried."""
+
+
+@dataclass(frozen=True, slots=True)
+class RelayPolicy:
+    batch_size: int = 200
+    concurrency: int = 16
+    lease: timedelta = timedelta(seconds=60)
+    max_attempts: int = 12
+    first_backoff: timedelta = timedelta(seconds=2)
+    max_backoff: timedelta = timedelta(hours=1)
+    idle_poll: float = 1.0
+    coalesce: float = 0.05
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        handlers: Mapping[str, OutboxHandler],
+        policy: RelayPolicy = RelayPolicy(),
+        jitter: Callable[[], float] = random.random,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._handlers = dict(handlers)
+        self._policy = policy
+        self._jitter = jitter
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Called after a commit that wrote outbox rows: deliver without waiting to poll."""
+        self._wakeup.set()
+
+    def handler_for(self, topic: str) -> OutboxHandler | None:
+        """The handler of the longest registered prefix of ``topic``."""
+        best: str | None = None
+        for prefix in self._handlers:
+            if topic.startswith(prefix) and (best is None or len(prefix) > len(best)):
+                best = prefix
+        return self._handlers[best] if best is not None else None
+
+    async def run_forever(self) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                delivered = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay pass failed; retrying")
+                delivered = 0
+            if delivered < self._policy.batch_size:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._policy.idle_poll)
+                    # Let a burst of commits gather into one batch.
+                    await asyncio.sleep(self._policy.coalesce)
+
+    async def run_once(self) -> int:
+        """Claim one batch of due rows, try each, record every outcome; returns the count."""
+        items = await self._db.write(self._claim)
+        if not items:
+            return 0
+        gate = asyncio.Semaphore(self._policy.concurrency)
+
+        async def attempt(item: OutboxItem) -> dict[str, Any]:
+            async with gate:
+                return self._outcome(item, await self._deliver(item))
+
+        outcomes = await asyncio.gather(*(attempt(item) for item in items))
+        await self._db.write(lambda session: session.connection().execute(_RECORD, outcomes))
+        return len(items)
+
+    def _claim(self, session: Session) -> list[OutboxItem]:
+        now = self._clock.now()
+        query = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.status == OutboxStatus.PENDING,
+                OutboxMessage.next_attempt_at <= now,
+                or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now),
+            )
+            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .limit(self._policy.batch_size)
+        )
+        if not self._db.is_sqlite:
+            query = query.with_for_update(skip_locked=True)
+        rows = session.scalars(query).all()
+        for row in rows:
+            row.locked_until = now + self._policy.lease
+        return [
+            OutboxItem(row.id, row.topic, row.idempotency_key, row.payload, row.attempts + 1)
+            for row in rows
+        ]
+
+    async def _deliver(self, item: OutboxItem) -> str | None:
+        """None when delivered, else the error."""
+        handler = self.handler_for(item.topic)
+        if handler is None:
+            return f"no handler for topic {item.topic!r}"
+        try:
+            await handler(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"[:2000]
+            log.warning(
+                "outbox %s (%s) attempt %d failed: %s", item.id, item.topic, item.attempt, error
+            )
+            return error
+        return None
+
+    def _outcome(self, item: OutboxItem, error: str | None) -> dict[str, Any]:
+        now = self._clock.now()
+        row: dict[str, Any] = {
+            "row_id": item.id,
+            "attempts": item.attempt,
+            "status": OutboxStatus.PENDING.value,
+            "delivered_at": None,
+            "last_error": error,
+            "next_attempt_at": now,
+        }
+        if error is None:
+            row.update(status=OutboxStatus.DELIVERED.value, delivered_at=now)
+        elif item.attempt >= self._policy.max_attempts:
+            row["status"] = OutboxStatus.DEAD.value
+            log.error(
+                "outbox %s (%s) gave up after %d attempts: %s",
+                item.id,
+                item.topic,
+                item.attempt,
+                error,
+            )
+        else:
+            row["next_attempt_at"] = now + self.backoff(item.attempt)
+        return row
+
+    def backoff(self, attempt: int) -> timedelta:
+        """Exponential from ``first_backoff``, capped, with up to +50% jitter."""
+        base = self._policy.first_backoff * (2 ** (attempt - 1))
+        capped: timedelta = min(base, self._policy.max_backoff)
+        return capped * (1 + 0.5 * self._jitter())

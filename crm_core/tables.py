@@ -1,0 +1,29 @@
+"""The ORM tables as Core :class:`Table` objects, for set-based statements on hot paths."""
+
+from __future__ import annotations
+
+from typing import cast
+
+from sqlalchemy import Table
+
+from crm_core import models
+
+
+def _table(model: type[models.Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+channel_accounts = _table(models.ChannelAccount)
+contacts = _table(models.Contact)
+identities = _table(models.ContactIdentity)
+touches = _table(models.Touch)
+conversations = _table(models.Conversation)
+messages = _table(models.Message)
+managers = _table(models.Manager)
+funnels = _table(models.Funnel)
+stages = _table(models.Stage)
+deals = _table(models.Deal)
+stage_changes = _table(models.DealStageChange)
+tasks = _table(models.Task)
+audit_log = _table(models.AuditEntry)
+outbox = _table(models.OutboxMessage)

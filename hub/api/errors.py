@@ -1,0 +1,67 @@
+"""Every error is JSON that says what is wrong; nothing becomes a bare 500."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+
+from hub.keys import SETTINGS
+
+log = logging.getLogger(__name__)
+
+
+def json_error(status: int, error: str, message: str, **extra: Any) -> web.Response:
+    return web.json_response({"error": error, "message": message, **extra}, status=status)
+
+
+class ApiError(Exception):
+    """Raised by handlers; the middleware turns it into a JSON response."""
+
+    def __init__(self, status: int, error: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+        self.message = message
+        self.extra = extra
+
+
+def not_found(what: str) -> ApiError:
+    return ApiError(404, "not_found", f"{what} not found")
+
+
+@web.middleware
+async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a body that says it is too large before reading a byte of it.
+
+    A chunked body without a length is cut off by aiohttp's ``client_max_size``.
+    """
+    length = request.content_length
+    limit = request.app[SETTINGS].max_body_bytes
+    if length is not None and length > limit:
+        return json_error(
+            413, "body_too_large", f"the body is {length} bytes; the limit is {limit}"
+        )
+    return await handler(request)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        return json_error(exc.status, exc.error, exc.message, **exc.extra)
+    except web.HTTPRequestEntityTooLarge as exc:
+        return json_error(413, "body_too_large", exc.text or "the body is too large")
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        response = json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)
+        if "Allow" in exc.headers:
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return json_error(500, "internal_error", "an internal error; it has been logged")

@@ -1,0 +1,75 @@
+"""``POST /api/v1/inbound``: the API channel into the ingest service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from crm_core.contracts import IngestResult
+from crm_core.ingest import InvalidInboundError
+from hub.api.errors import ApiError
+from hub.api.inbound_schema import InboundBody
+from hub.keys import CLOCK, INGEST
+
+routes = web.RouteTableDef()
+
+
+@routes.post("/api/v1/inbound")
+async def post_inbound(request: web.Request) -> web.Response:
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    raw = await request.read()
+    try:
+        body = InboundBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    message = body.to_message(request.app[CLOCK].now())
+    try:
+        result = await request.app[INGEST].ingest(message)
+    except InvalidInboundError as exc:
+        field = exc.field if exc.field == "funnel" else f"sender.{exc.field}"
+        raise ApiError(
+            400,
+            "invalid_body",
+            f"{field}: {exc.problem}",
+            errors=[{"field": field, "message": exc.problem}],
+        ) from None
+    return web.json_response(_result_json(result), status=200 if result.duplicate else 201)
+
+
+def _result_json(result: IngestResult) -> dict[str, Any]:
+    return {
+        "duplicate": result.duplicate,
+        "contact_id": result.contact_id,
+        "conversation_id": result.conversation_id,
+        "message_id": result.message_id,
+        "deal_id": result.deal_id,
+        "task_id": result.task_id,
+        "assignee_id": result.assignee_id,
+        "contact_created": result.contact_created,
+        "deal_created": result.deal_created,
+        "merged_contact_ids": list(result.merged_contact_ids),
+    }
+
+
+def _invalid(exc: ValidationError) -> ApiError:
+    errors = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = _field_path(error["loc"])
+        if error["type"] == "json_invalid":
+            return ApiError(400, "invalid_json", f"the body is not valid JSON: {error['msg']}")
+        if error["type"] == "model_type" and not error["loc"]:
+            return ApiError(400, "invalid_body", "the body must be a JSON object")
+        errors.append({"field": field, "message": error["msg"]})
+    first = errors[0]
+    summary = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+    return ApiError(400, "invalid_body", summary, errors=errors)
+
+
+def _field_path(loc: tuple[int | str, ...]) -> str:
+    path = ""
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path

@@ -1,0 +1,206 @@
+"""The OpenAPI 3.1 document of the REST API, served at ``/api/v1/openapi.json``."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from aiohttp import web
+
+from hub.api.inbound_schema import InboundBody
+
+routes = web.RouteTableDef()
+OPENAPI_PATH = "/api/v1/openapi.json"
+_REF = "#/components/schemas/{model}"
+
+
+def _json(schema_ref: str, description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
+    }
+
+
+_ERRORS = {
+    "400": _json("Error", "The request is malformed; the body names the field."),
+    "401": _json("Error", "No valid API token."),
+}
+_PAGING = [
+    {
+        "name": "after",
+        "in": "query",
+        "schema": {"type": "integer", "minimum": 0},
+        "description": "Return items with ids above this one (next_after of the previous page).",
+    },
+    {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+]
+_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "integer", "minimum": 1, "maximum": 2**62 - 1},
+}
+
+
+def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "query", "schema": schema}
+
+
+def _list(summary: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": _PAGING + extra,
+            "responses": {"200": _json("Page", "A page of items."), **_ERRORS},
+        }
+    }
+
+
+def _detail(summary: str, paged: bool = False) -> dict[str, Any]:
+    return {
+        "get": {
+            "summary": summary,
+            "parameters": [_ID, *(_PAGING if paged else [])],
+            "responses": {
+                "200": _json("Object", summary),
+                "404": _json("Error", "No such item."),
+                **_ERRORS,
+            },
+        }
+    }
+
+
+@cache
+def document() -> dict[str, Any]:
+    body = InboundBody.model_json_schema(ref_template=_REF)
+    schemas: dict[str, Any] = body.pop("$defs", {})
+    schemas["InboundBody"] = body
+    schemas["Error"] = {
+        "type": "object",
+        "required": ["error", "message"],
+        "properties": {
+            "error": {"type": "string"},
+            "message": {"type": "string"},
+            "errors": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+                },
+            },
+        },
+    }
+    schemas["IngestResult"] = {
+        "type": "object",
+        "required": ["duplicate", "contact_id", "conversation_id", "message_id"],
+        "properties": {
+            "duplicate": {"type": "boolean"},
+            "contact_id": {"type": "integer"},
+            "conversation_id": {"type": "integer"},
+            "message_id": {"type": "integer"},
+            "deal_id": {"type": ["integer", "null"]},
+            "task_id": {"type": ["integer", "null"]},
+            "assignee_id": {"type": ["integer", "null"]},
+            "contact_created": {"type": "boolean"},
+            "deal_created": {"type": "boolean"},
+            "merged_contact_ids": {"type": "array", "items": {"type": "integer"}},
+        },
+    }
+    schemas["Page"] = {
+        "type": "object",
+        "required": ["items", "next_after"],
+        "properties": {
+            "items": {"type": "array", "items": {"type": "object"}},
+            "next_after": {"type": ["integer", "null"]},
+        },
+    }
+    schemas["Object"] = {"type": "object"}
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "omnihub API",
+            "version": "1",
+            "description": "Contacts, conversations, deals and tasks of the omnihub CRM.",
+        },
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"token": []}],
+        "paths": {
+            "/api/v1/inbound": {
+                "post": {
+                    "summary": "Ingest one inbound message (the API channel).",
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/InboundBody"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "201": _json(
+                            "IngestResult", "Stored: contact, conversation, message, deal."
+                        ),
+                        "200": _json(
+                            "IngestResult", "A repeat of an external id: nothing changed."
+                        ),
+                        "413": _json("Error", "The body is over the size limit."),
+                        "415": _json("Error", "The body is not JSON."),
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/api/v1/contacts": _list("Contacts with their identities.", []),
+            "/api/v1/contacts/{id}": _detail("A contact with identities, touches and merges."),
+            "/api/v1/conversations": _list(
+                "Conversations.",
+                [
+                    _query("status", {"type": "string", "enum": ["open", "pending", "closed"]}),
+                    _query("contact_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
+                ],
+            ),
+            "/api/v1/conversations/{id}": _detail("A conversation with a page of messages.", True),
+            "/api/v1/deals": _list(
+                "Deals, by funnel and stage.",
+                [
+                    _query("funnel", {"type": "string"}),
+                    _query("stage", {"type": "string"}),
+                    _query("contact_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
+                ],
+            ),
+            "/api/v1/deals/{id}": _detail("A deal with its stage history."),
+            "/api/v1/funnels": {
+                "get": {
+                    "summary": "Funnels with their ordered stages.",
+                    "responses": {"200": _json("Object", "The funnels."), "401": _ERRORS["401"]},
+                }
+            },
+            "/api/v1/tasks": _list(
+                "Tasks.",
+                [
+                    _query("status", {"type": "string", "enum": ["open", "done", "cancelled"]}),
+                    _query("assignee_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
+                    _query("deal_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
+                ],
+            ),
+            "/api/v1/merges/{id}/undo": {
+                "post": {
+                    "summary": "Undo a contact merge: what moved goes back.",
+                    "parameters": [_ID],
+                    "responses": {
+                        "200": _json("Object", "The merge record, now undone."),
+                        "404": _json("Error", "No such merge."),
+                        "409": _json("Error", "Already undone, or a later merge first."),
+                        **_ERRORS,
+                    },
+                }
+            },
+        },
+    }
+
+
+@routes.get(OPENAPI_PATH)
+async def get_openapi(_request: web.Request) -> web.Response:
+    return web.json_response(document())

@@ -1,0 +1,174 @@
+"""Read endpoints with keyset pagination, and the undo of a contact merge."""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy.orm import Session
+
+from crm_core import queries
+from crm_core.enums import ConversationStatus, TaskStatus
+from crm_core.journal import Journal
+from crm_core.merge import MergeError, undo_merge
+from hub.api.auth import TOKEN_OWNER
+from hub.api.errors import ApiError, not_found
+from hub.keys import CLOCK, DATABASE, RELAY
+
+routes = web.RouteTableDef()
+MAX_LIMIT = 200
+
+
+def _int_param(request: web.Request, name: str, default: int | None, low: int, high: int) -> Any:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "invalid_query", f"{name}: expected an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise ApiError(400, "invalid_query", f"{name}: must be between {low} and {high}")
+    return value
+
+
+def _choice(request: web.Request, name: str, allowed: set[str]) -> str | None:
+    raw = request.query.get(name)
+    if raw is not None and raw not in allowed:
+        raise ApiError(400, "invalid_query", f"{name}: one of {', '.join(sorted(allowed))}")
+    return raw
+
+
+def _paging(request: web.Request) -> tuple[int, int]:
+    after = _int_param(request, "after", 0, 0, 2**62)
+    limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
+    return after, limit
+
+
+def _path_id(request: web.Request) -> int:
+    try:
+        value = int(request.match_info["id"])
+    except ValueError:
+        raise ApiError(400, "invalid_path", "the id must be an integer") from None
+    if not 0 < value < 2**62:
+        raise ApiError(400, "invalid_path", "the id is out of range")
+    return value
+
+
+@routes.get("/api/v1/contacts")
+async def list_contacts(request: web.Request) -> web.Response:
+    after, limit = _paging(request)
+    page = await request.app[DATABASE].read(
+        partial(queries.contacts_page, after=after, limit=limit)
+    )
+    return web.json_response(page.as_json())
+
+
+@routes.get("/api/v1/contacts/{id}")
+async def get_contact(request: web.Request) -> web.Response:
+    found = await request.app[DATABASE].read(
+        partial(queries.contact_detail, contact_id=_path_id(request))
+    )
+    return _found(found, "contact")
+
+
+@routes.get("/api/v1/conversations")
+async def list_conversations(request: web.Request) -> web.Response:
+    after, limit = _paging(request)
+    page = await request.app[DATABASE].read(
+        partial(
+            queries.conversations_page,
+            after=after,
+            limit=limit,
+            status=_choice(request, "status", {s.value for s in ConversationStatus}),
+            contact_id=_int_param(request, "contact_id", None, 1, 2**62),
+        )
+    )
+    return web.json_response(page.as_json())
+
+
+@routes.get("/api/v1/conversations/{id}")
+async def get_conversation(request: web.Request) -> web.Response:
+    after, limit = _paging(request)
+    found = await request.app[DATABASE].read(
+        partial(
+            queries.conversation_detail,
+            conversation_id=_path_id(request),
+            after=after,
+            limit=limit,
+        )
+    )
+    return _found(found, "conversation")
+
+
+@routes.get("/api/v1/deals")
+async def list_deals(request: web.Request) -> web.Response:
+    after, limit = _paging(request)
+    page = await request.app[DATABASE].read(
+        partial(
+            queries.deals_page,
+            after=after,
+            limit=limit,
+            funnel=request.query.get("funnel"),
+            stage=request.query.get("stage"),
+            contact_id=_int_param(request, "contact_id", None, 1, 2**62),
+        )
+    )
+    return web.json_response(page.as_json())
+
+
+@routes.get("/api/v1/deals/{id}")
+async def get_deal(request: web.Request) -> web.Response:
+    found = await request.app[DATABASE].read(
+        partial(queries.deal_detail, deal_id=_path_id(request))
+    )
+    return _found(found, "deal")
+
+
+@routes.get("/api/v1/funnels")
+async def list_funnels(request: web.Request) -> web.Response:
+    funnels = await request.app[DATABASE].read(queries.funnels)
+    return web.json_response({"items": funnels})
+
+
+@routes.get("/api/v1/tasks")
+async def list_tasks(request: web.Request) -> web.Response:
+    after, limit = _paging(request)
+    page = await request.app[DATABASE].read(
+        partial(
+            queries.tasks_page,
+            after=after,
+            limit=limit,
+            status=_choice(request, "status", {s.value for s in TaskStatus}),
+            assignee_id=_int_param(request, "assignee_id", None, 1, 2**62),
+            deal_id=_int_param(request, "deal_id", None, 1, 2**62),
+        )
+    )
+    return web.json_response(page.as_json())
+
+
+@routes.post("/api/v1/merges/{id}/undo")
+async def post_undo_merge(request: web.Request) -> web.Response:
+    merge_id = _path_id(request)
+    journal = Journal(request[TOKEN_OWNER].actor, request.app[CLOCK].now())
+
+    def work(session: Session) -> queries.Row:
+        record = undo_merge(session, merge_id, journal)
+        journal.flush(session)
+        return queries.plain(record, skip=("moved",))
+
+    try:
+        result = await request.app[DATABASE].write(work)
+    except LookupError:
+        raise not_found("merge") from None
+    except MergeError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    request.app[RELAY].wake()
+    return web.json_response(result)
+
+
+def _found(found: queries.Row | None, what: str) -> web.Response:
+    if found is None:
+        raise not_found(what)
+    return web.json_response(found)

@@ -1,0 +1,84 @@
+"""``create_app(settings)``: the one factory that wires the hub together."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+from aiohttp import web
+from sqlalchemy import text
+
+from crm_core.clock import Clock, SystemClock
+from crm_core.db import Database
+from crm_core.events import EventBus
+from crm_core.ingest import IngestPolicy, IngestService
+from crm_core.journal import EVENT_TOPIC_PREFIX
+from crm_core.outbox import OutboxRelay, RelayPolicy
+from hub.api import inbound, openapi, reads
+from hub.api.auth import token_middleware
+from hub.api.errors import body_limit_middleware, error_middleware
+from hub.keys import CLOCK, DATABASE, EVENTS, INGEST, RELAY, SETTINGS, TOKENS
+from hub.settings import Settings
+from hub.tokens import TokenCache
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+    app = web.Application(
+        client_max_size=settings.max_body_bytes,
+        middlewares=[error_middleware, body_limit_middleware, token_middleware],
+    )
+    app[SETTINGS] = settings
+    app[CLOCK] = clock or SystemClock()
+    app.cleanup_ctx.append(_services)
+    app.cleanup_ctx.append(_outbox_relay)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_routes(inbound.routes)
+    app.router.add_routes(reads.routes)
+    app.router.add_routes(openapi.routes)
+    return app
+
+
+async def _services(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    db = Database(settings.database_url)
+    events = EventBus()
+    relay = OutboxRelay(
+        db,
+        app[CLOCK],
+        {EVENT_TOPIC_PREFIX: events},
+        RelayPolicy(
+            max_attempts=settings.outbox_max_attempts, idle_poll=settings.outbox_poll_seconds
+        ),
+    )
+    policy = IngestPolicy(
+        default_region=settings.default_region,
+        default_funnel=settings.default_funnel,
+        funnel_by_channel=settings.funnel_by_channel,
+        first_task_due=timedelta(minutes=settings.first_task_due_minutes),
+    )
+    app[DATABASE] = db
+    app[EVENTS] = events
+    app[RELAY] = relay
+    app[INGEST] = IngestService(db, app[CLOCK], policy, on_commit=relay.wake)
+    app[TOKENS] = TokenCache(db, settings.token_cache_seconds)
+    log.info("database: %s (%s)", db.dialect, "embedded" if db.is_sqlite else "server")
+    yield
+    await db.dispose()
+
+
+async def _outbox_relay(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[RELAY].run_forever(), name="outbox-relay")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def healthz(request: web.Request) -> web.Response:
+    await request.app[DATABASE].read(lambda session: session.execute(text("SELECT 1")))
+    return web.json_response({"status": "ok", "database": request.app[DATABASE].dialect})

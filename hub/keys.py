@@ -1,0 +1,21 @@
+"""The typed application keys under which the hub's shared services live."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from crm_core.clock import Clock
+from crm_core.db import Database
+from crm_core.events import EventBus
+from crm_core.ingest import IngestService
+from crm_core.outbox import OutboxRelay
+from hub.settings import Settings
+from hub.tokens import TokenCache
+
+SETTINGS = web.AppKey("settings", Settings)
+CLOCK = web.AppKey("clock", Clock)
+DATABASE = web.AppKey("database", Database)
+INGEST = web.AppKey("ingest", IngestService)
+EVENTS = web.AppKey("events", EventBus)
+RELAY = web.AppKey("relay", OutboxRelay)
+TOKENS = web.AppKey("tokens", TokenCache)

@@ -1,0 +1,104 @@
+"""Settings: defaults that work, then a TOML file, then ``OMNIHUB_*`` environment variables.
+
+Built once by the CLI and passed in; nothing below ``hub`` reads the environment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "OMNIHUB_"
+
+
+class SettingsError(ValueError):
+    """A setting that cannot be used; the message names it."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite+aiosqlite:///omnihub.sqlite3"
+    host: str = "127.0.0.1"
+    port: int = 8080
+    log_level: str = "INFO"
+    access_log: bool = False
+    migrate_on_start: bool = True
+    default_region: str = "RU"
+    default_funnel: str = "consultation"
+    funnel_by_channel: Mapping[str, str] = field(default_factory=dict)
+    first_task_due_minutes: int = 15
+    max_body_bytes: int = 1_048_576
+    outbox_max_attempts: int = 12
+    outbox_poll_seconds: float = 1.0
+    token_cache_seconds: float = 10.0
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def load_settings(path: str | Path | None = None, env: Mapping[str, str] | None = None) -> Settings:
+    """Defaults, overridden by the TOML file at ``path``, overridden by the environment."""
+    environ = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    path = path or environ.get(ENV_PREFIX + "CONFIG")
+    if path:
+        try:
+            with open(path, "rb") as handle:
+                document = tomllib.load(handle)
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SettingsError(f"cannot read the configuration file {path}: {exc}") from exc
+        for key, value in document.items():
+            values[key] = _check(key, value, f"{path}: {key}")
+    for name in _FIELDS:
+        raw = environ.get(ENV_PREFIX + name.upper())
+        if raw is not None:
+            values[name] = _from_text(name, raw)
+    return Settings(**values)
+
+
+def _check(name: str, value: Any, where: str) -> Any:
+    spec = _FIELDS.get(name)
+    if spec is None:
+        raise SettingsError(f"{where}: unknown setting (known: {', '.join(sorted(_FIELDS))})")
+    default = spec.default if spec.default is not dataclasses.MISSING else {}
+    expected: type = type(default)
+    if expected is float and isinstance(value, int):
+        value = float(value)
+    if isinstance(default, Mapping):
+        if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
+            raise SettingsError(f"{where}: expected a table of strings")
+        return dict(value)
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise SettingsError(f"{where}: expected {expected.__name__}, got {value!r}")
+    return value
+
+
+def _from_text(name: str, raw: str) -> Any:
+    where = ENV_PREFIX + name.upper()
+    spec = _FIELDS[name]
+    default = spec.default if spec.default is not dataclasses.MISSING else {}
+    try:
+        if isinstance(default, bool):
+            if raw.lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:
+                raise ValueError(raw)
+            return raw.lower() in {"1", "true", "yes", "on"}
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, Mapping):
+            # channel=funnel,channel=funnel
+            pairs = [item.split("=", 1) for item in raw.split(",") if item.strip()]
+            return {k.strip(): v.strip() for k, v in pairs}
+    except ValueError as exc:
+        raise SettingsError(f"{where}: cannot read {raw!r} as {type(default).__name__}") from exc
+    return raw
