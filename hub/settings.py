@@ -22,7 +22,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str = "sqlite+aiosqlite:///omnihub.sqlite3"
+    database_url: str = "sqlite:///omnihub.sqlite3"
     host: str = "127.0.0.1"
     port: int = 8080
     log_level: str = "INFO"

@@ -1,0 +1,437 @@
+"""Ingest benchmark: a bare aiohttp baseline vs. ``omnihub run`` on SQLite, then integrity checks.
+
+Run as ``.venv/bin/python bench/ingest.py [--seconds 10] [--concurrency 32]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import math
+import os
+import random
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+import aiohttp
+
+INBOUND = "/api/v1/inbound"
+BARE_SERVER = Path(__file__).with_name("bare_server.py")
+OMNIHUB = str(Path(sys.executable).with_name("omnihub"))
+MANAGERS = 5
+RETRY_SHARE = 0.05  # exact repeats of an earlier answered body
+REUSE_SHARE = 0.10  # an earlier sender's phone in another format, new external_id
+SEED = 20240917
+RU_NAMES = (
+    ("Иван", "ivan"),
+    ("Алексей", "aleksey"),
+    ("Дмитрий", "dmitry"),
+    ("Сергей", "sergey"),
+    ("Андрей", "andrey"),
+    ("Михаил", "mikhail"),
+    ("Никита", "nikita"),
+    ("Павел", "pavel"),
+)
+RU_SURNAMES = (
+    ("Иванов", "ivanov"),
+    ("Петров", "petrov"),
+    ("Смирнов", "smirnov"),
+    ("Кузнецов", "kuznetsov"),
+    ("Соколов", "sokolov"),
+    ("Волков", "volkov"),
+    ("Морозов", "morozov"),
+    ("Лебедев", "lebedev"),
+)
+EN_NAMES = ("John", "Emily", "Michael", "Sarah", "David", "Laura", "James", "Anna")
+EN_SURNAMES = ("Smith", "Johnson", "Brown", "Taylor", "Wilson", "Clarke", "Walker", "Hughes")
+MOBILE_CODES = (903, 905, 909, 915, 916, 917, 925, 926, 977, 985, 999)
+DOMAINS = ("mail.ru", "yandex.ru", "gmail.com", "example.com", "bk.ru")
+TEXTS = (
+    "Здравствуйте! Сколько стоит управляемый кластер PostgreSQL на 3 узла?",
+    "Добрый день. Нужен managed Kafka, пришлите, пожалуйста, прайс.",
+    "Интересует S3-хранилище на 50 ТБ. Есть ли скидки при оплате за год?",
+    "Можно ли перенести наш кластер PostgreSQL к вам без простоя? Перезвоните мне.",
+    "Hi, what is the price of a managed PostgreSQL cluster with 16 vCPU and 64 GB RAM?",
+    "Hello! Do you offer a free trial for managed Kubernetes? We need it next week.",
+    "Please send a quote for two dedicated servers in the Moscow region.",
+)
+SOURCES = ("yandex", "google", "vk")
+CAMPAIGNS = ("pg_managed_autumn", "k8s_launch", "s3_storage_promo", "brand_search")
+PHONE_FORMATS: tuple[Callable[[str], str], ...] = (
+    lambda n: f"+7 {n[:3]} {n[3:6]} {n[6:8]} {n[8:]}",
+    lambda n: f"8 ({n[:3]}) {n[3:6]}-{n[6:8]}-{n[8:]}",
+    lambda n: f"7{n}",
+    lambda n: f"+7{n}",
+)
+
+
+@dataclass(slots=True)
+class Request:
+    kind: str  # "new", "reuse" (earlier phone, other format) or "retry" (same body)
+    body: dict[str, Any]
+    phone: str  # the E.164 form the hub should store
+    source: Outcome | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    request: Request
+    status: int  # 0 for a client-side error (connection, timeout)
+    latency: float
+    data: dict[str, Any] | None = None  # the response JSON of a 200/201
+    error: str = ""
+
+    @property
+    def external_id(self) -> str:
+        return str(self.request.body["external_id"])
+
+
+@dataclass(slots=True)
+class Workload:
+    """Generates the bodies and keeps every outcome (one event loop: no locking needed)."""
+
+    rng: random.Random
+    outcomes: list[Outcome] = field(default_factory=list)
+    answered: list[Outcome] = field(default_factory=list)  # 200 or 201
+    created: list[Outcome] = field(default_factory=list)  # 201
+    counter: int = 0
+
+    def next_request(self) -> Request:
+        roll = self.rng.random()
+        if roll < RETRY_SHARE and self.answered:
+            src = self.rng.choice(self.answered)
+            return Request("retry", src.request.body, src.request.phone, src)
+        self.counter += 1
+        ext = f"bench-{self.counter:07d}-{self.rng.getrandbits(32):08x}"
+        if roll < RETRY_SHARE + REUSE_SHARE and self.created:
+            src = self.created[self.rng.randrange(len(self.created))]
+            national = src.request.phone[2:]
+            before = src.request.body["sender"]["identities"][0]["value"]
+            formats = [f for f in PHONE_FORMATS if f(national) != before]
+            body = self._body(ext, self.rng.choice(formats)(national))
+            return Request("reuse", body, src.request.phone, src)
+        national = f"{self.rng.choice(MOBILE_CODES)}{self.rng.randrange(10**7):07d}"
+        body = self._body(ext, self.rng.choice(PHONE_FORMATS)(national))
+        return Request("new", body, f"+7{national}")
+
+    def _body(self, ext: str, phone: str) -> dict[str, Any]:
+        rng = self.rng
+        if rng.random() < 0.6:
+            (first, first_lat), (last, last_lat) = rng.choice(RU_NAMES), rng.choice(RU_SURNAMES)
+        else:
+            first, last = rng.choice(EN_NAMES), rng.choice(EN_SURNAMES)
+            first_lat, last_lat = first.lower(), last.lower()
+        identities = [{"kind": "phone", "value": phone}]
+        if rng.random() < 0.5:  # unique per message, so no email ever joins two senders
+            email = f"{first_lat}.{last_lat}.{self.counter}@{rng.choice(DOMAINS)}"
+            identities.append({"kind": "email", "value": email})
+        return {
+            "channel": "api",
+            "channel_account": "website",
+            "external_id": ext,
+            "sender": {"name": f"{first} {last}", "identities": identities},
+            "text": rng.choice(TEXTS),
+            "attribution": {
+                "utm_source": rng.choice(SOURCES),
+                "utm_medium": "cpc",
+                "utm_campaign": rng.choice(CAMPAIGNS),
+            },
+            "funnel": None,
+        }
+
+    def record(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+        if outcome.status in (200, 201):
+            self.answered.append(outcome)
+        if outcome.status == 201:
+            self.created.append(outcome)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    requests: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    statuses: Counter[int]
+
+
+async def worker(session: aiohttp.ClientSession, deadline: float, load: Workload) -> None:
+    while time.perf_counter() < deadline:
+        request = load.next_request()
+        started = time.perf_counter()
+        data: dict[str, Any] | None = None
+        error = ""
+        try:
+            async with session.post(INBOUND, json=request.body) as response:
+                status = response.status
+                if status in (200, 201):
+                    data = await response.json()
+                else:
+                    error = (await response.text())[:300]
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, error = 0, f"{type(exc).__name__}: {exc}"
+        load.record(Outcome(request, status, time.perf_counter() - started, data, error))
+
+
+async def drive(
+    base_url: str, token: str, seconds: float, concurrency: int
+) -> tuple[Workload, Stats]:
+    load = Workload(random.Random(SEED))
+    async with aiohttp.ClientSession(
+        base_url,  # the connector's limit equals the concurrency: one connection per worker
+        connector=aiohttp.TCPConnector(limit=concurrency),
+        timeout=aiohttp.ClientTimeout(total=60),
+        headers={"Authorization": f"Bearer {token}"},
+    ) as session:
+        started = time.perf_counter()
+        deadline = started + seconds
+        await asyncio.gather(*(worker(session, deadline, load) for _ in range(concurrency)))
+        elapsed = time.perf_counter() - started
+    latencies = sorted(o.latency for o in load.outcomes)
+    stats = Stats(
+        len(latencies),
+        len(latencies) / elapsed,
+        percentile(latencies, 0.50) * 1e3,
+        percentile(latencies, 0.99) * 1e3,
+        Counter(o.status for o in load.outcomes),
+    )
+    return load, stats
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    if not ordered:
+        return math.nan
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+async def wait_ready(url: str, process: subprocess.Popen[bytes], ready_status: int) -> None:
+    deadline = time.perf_counter() + 30
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
+        while time.perf_counter() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{url}: the server exited with code {process.returncode}")
+            try:
+                async with session.get(url) as response:
+                    if response.status == ready_status:
+                        return
+            except (aiohttp.ClientError, TimeoutError):
+                pass
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer {ready_status} within 30 s")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def run_baseline(seconds: float, concurrency: int) -> Stats:
+    port = free_port()
+    process = subprocess.Popen([sys.executable, str(BARE_SERVER), str(port)])
+    try:
+        base = f"http://127.0.0.1:{port}"
+        asyncio.run(wait_ready(base + INBOUND, process, 405))  # GET on a POST-only route
+        return asyncio.run(drive(base, "baseline", seconds, concurrency))[1]
+    finally:
+        stop(process)
+
+
+def omnihub(env: dict[str, str], *args: str) -> str:
+    command = [OMNIHUB, *args]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
+    return done.stdout
+
+
+def run_hub(tmp: Path, seconds: float, concurrency: int, log: TextIO) -> tuple[Workload, Stats]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIHUB_")}
+    env["OMNIHUB_DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
+    for n in range(1, MANAGERS + 1):
+        omnihub(
+            env, "create-manager", "--email", f"m{n}@bench.test", "--name", f"M{n}", "--no-password"
+        )
+    token = omnihub(env, "create-token", "--name", "bench").strip().splitlines()[-1]
+    port = free_port()
+    process = subprocess.Popen(
+        [OMNIHUB, "run", "--port", str(port)],
+        env=env,
+        cwd=tmp,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        asyncio.run(wait_ready(base + "/healthz", process, 200))
+        return asyncio.run(drive(base, token, seconds, concurrency))
+    finally:
+        stop(process)
+        print(f"hub process exit code: {process.returncode}")
+
+
+def check_database(db: Path, outcomes: list[Outcome]) -> list[tuple[str, bool, str]]:
+    con = sqlite3.connect(db)
+    try:
+        stored: dict[str, list[int]] = {}  # inbound external_id -> message ids
+        for ext, message_id in con.execute(
+            "SELECT external_id, id FROM messages WHERE direction = 'in'"
+        ):
+            stored.setdefault(ext, []).append(message_id)
+        merged_into: dict[int, int | None] = dict(
+            con.execute("SELECT id, merged_into_id FROM contacts")
+        )
+        repeated = con.execute(
+            "SELECT kind, value, COUNT(*) FROM contact_identities "
+            "GROUP BY kind, value HAVING COUNT(*) > 1"
+        ).fetchall()
+        phone_owner: dict[str, int] = dict(
+            con.execute("SELECT value, contact_id FROM contact_identities WHERE kind = 'phone'")
+        )
+    finally:
+        con.close()
+
+    def survivor(contact_id: int) -> int:
+        for _ in range(len(merged_into) + 1):
+            parent = merged_into.get(contact_id)
+            if parent is None:
+                return contact_id
+            contact_id = parent
+        raise RuntimeError(f"merged_into_id cycle at contact {contact_id}")
+
+    bad: dict[str, list[str]] = {"rows": [], "dups": [], "reuse": [], "owner": []}
+    for o in outcomes:
+        request, data, ext = o.request, o.data, o.external_id
+        if request.kind == "retry" and o.status != 200:
+            bad["dups"].append(f"retry {ext}: status {o.status}")
+        if data is None:
+            continue
+        contact = survivor(data["contact_id"])
+        if stored.get(ext) != [data["message_id"]]:
+            where = "rows" if o.status == 201 else "dups"
+            bad[where].append(f"{ext}: answered {data['message_id']}, rows {stored.get(ext)}")
+        if data["duplicate"] != (o.status == 200):
+            bad["dups"].append(f"{ext}: status {o.status} with duplicate={data['duplicate']}")
+        earlier = request.source.data if request.source else None
+        if request.kind == "reuse" and earlier and survivor(earlier["contact_id"]) != contact:
+            bad["reuse"].append(f"{ext}: contact {contact}, earlier {earlier['contact_id']}")
+        owner = phone_owner.get(request.phone)
+        if owner is None or survivor(owner) != contact:
+            bad["owner"].append(f"{request.phone}: owner {owner}, answered {contact}")
+    ids_201 = {o.external_id for o in outcomes if o.status == 201}
+    total_in = sum(len(ids) for ids in stored.values())
+    statuses = Counter(o.status for o in outcomes)
+    reuses = sum(o.request.kind == "reuse" and o.status == 201 for o in outcomes)
+
+    def result(name: str, key: str, note: str = "") -> tuple[str, bool, str]:
+        items = bad[key]
+        return name, not items, note + (f"{len(items)} bad, e.g. {items[:3]}" if items else "ok")
+
+    return [
+        result("every 201 external_id has one inbound row with the answered message id", "rows"),
+        (
+            "inbound messages == distinct external_ids that got 201",
+            total_in == len(ids_201) == statuses[201],
+            f"{total_in} rows, {len(ids_201)} distinct ids, {statuses[201]} 201s",
+        ),
+        result(
+            "every 200 is a duplicate of a stored message; every retry got 200",
+            "dups",
+            f"{statuses[200]} 200s: ",
+        ),
+        ("(kind, value) unique in contact_identities", not repeated, f"repeated: {repeated[:3]}"),
+        result(
+            "phone-reuse requests land on the earlier contact (after merges)",
+            "reuse",
+            f"{reuses} reuses: ",
+        ),
+        result("each sent phone's E.164 identity belongs to the answered contact", "owner"),
+        (
+            "no status other than 200/201",
+            set(statuses) <= {200, 201},
+            ", ".join(f"{s}: {n}" for s, n in sorted(statuses.items())),
+        ),
+    ]
+
+
+def line(label: str, stats: Stats) -> str:
+    return (
+        f"{label:<9} {stats.rps:9.1f} req/s   p50 {stats.p50_ms:7.2f} ms   "
+        f"p99 {stats.p99_ms:7.2f} ms   ({stats.requests} requests)"
+    )
+
+
+def tail(log_path: Path, lines: int = 30) -> str:
+    return "hub log tail:\n" + "".join(log_path.read_text().splitlines(True)[-lines:])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args()
+    print(
+        f"cpu_count: {os.cpu_count()}   seconds: {args.seconds}   "
+        f"concurrency: {args.concurrency}   python: {sys.version.split()[0]}"
+    )
+    baseline = run_baseline(args.seconds, args.concurrency)
+    print(line("baseline", baseline))
+    with tempfile.TemporaryDirectory(prefix="omnihub-bench-") as tmp:
+        log_path = Path(tmp) / "hub.log"
+        try:
+            with log_path.open("w") as log:
+                load, hub = run_hub(Path(tmp), args.seconds, args.concurrency, log)
+        except RuntimeError as exc:
+            print(f"hub run failed: {exc}\n{tail(log_path)}", file=sys.stderr)
+            return 2
+        print(line("hub", hub))
+        checks = check_database(Path(tmp) / "bench.sqlite3", load.outcomes)
+        failures = [o for o in load.outcomes if o.status not in (200, 201)]
+        for o in failures[:5]:
+            print(f"hub error: {o.status} {o.external_id} ({o.request.kind}): {o.error}")
+        if failures:
+            print(tail(log_path))
+    kinds = Counter(o.request.kind for o in load.outcomes)
+    print("\n=== summary ===")
+    print(f"cpu_count: {os.cpu_count()}")
+    print(line("baseline", baseline))
+    print(line("hub", hub))
+    print(
+        f"hub/baseline: {hub.rps / baseline.rps:.3f} of the req/s, "
+        f"p50 x{hub.p50_ms / baseline.p50_ms:.1f}, p99 x{hub.p99_ms / baseline.p99_ms:.1f}"
+    )
+    print(
+        f"hub requests: {hub.requests} sent ({kinds['new']} new, {kinds['reuse']} phone "
+        f"reuses, {kinds['retry']} retries); 201: {hub.statuses[201]}, "
+        f"200: {hub.statuses[200]}, errors: {len(failures)}"
+    )
+    for name, ok, detail in checks:
+        print(f"{'PASS' if ok else 'FAIL'}  {name} - {detail}")
+    failed = sum(not ok for _, ok, _ in checks)
+    print(f"{len(checks) - failed}/{len(checks)} checks passed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,83 @@
+"""Small builders shared by the tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import count
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crm_core.contracts import Attribution, IdentityRef, InboundMessage
+from crm_core.db import Database
+from crm_core.enums import Channel, IdentityKind, Role
+from crm_core.journal import Journal
+from crm_core.people import create_manager
+
+_ids = count(1)
+WHEN = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+
+
+def inbound(
+    *identities: tuple[IdentityKind, str],
+    external_id: str | None = None,
+    channel: Channel | str = Channel.API,
+    account: str = "default",
+    name: str | None = None,
+    text: str = "Hello, how much is a managed PostgreSQL cluster?",
+    attribution: Attribution | None = None,
+    funnel: str | None = None,
+    minutes: int = 0,
+) -> InboundMessage:
+    return InboundMessage(
+        channel=Channel(channel),
+        channel_account=account,
+        external_id=external_id or f"ext-{next(_ids)}",
+        identities=tuple(IdentityRef(kind, value) for kind, value in identities),
+        occurred_at=WHEN + timedelta(minutes=minutes),
+        display_name=name,
+        text=text,
+        attribution=attribution or Attribution(),
+        funnel=funnel,
+    )
+
+
+def phone(value: str) -> tuple[IdentityKind, str]:
+    return (IdentityKind.PHONE, value)
+
+
+def telegram(value: str) -> tuple[IdentityKind, str]:
+    return (IdentityKind.TELEGRAM, value)
+
+
+def email(value: str) -> tuple[IdentityKind, str]:
+    return (IdentityKind.EMAIL, value)
+
+
+async def add_managers(db: Database, count_: int, *, capacity: int = 20) -> list[int]:
+    def work(session: Session) -> list[int]:
+        journal = Journal("test", WHEN)
+        ids = [
+            create_manager(
+                session,
+                journal,
+                email=f"m{i}@example.test",
+                name=f"Manager {i}",
+                role=Role.MANAGER,
+                team="Sales",
+                capacity=capacity,
+            ).id
+            for i in range(1, count_ + 1)
+        ]
+        journal.flush(session)
+        return ids
+
+    return await db.write(work)
+
+
+async def count_rows(db: Database, model: Any, *where: Any) -> int:
+    def work(session: Session) -> int:
+        return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
+
+    return await db.read(work)

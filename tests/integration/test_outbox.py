@@ -1,0 +1,117 @@
+"""The outbox relay: at least once, backoff, a dead letter after the last attempt."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_core.clock import ManualClock
+from crm_core.db import Database
+from crm_core.enums import OutboxStatus
+from crm_core.events import EventBus
+from crm_core.journal import Journal
+from crm_core.models import OutboxMessage
+from crm_core.outbox import OutboxItem, OutboxRelay, RelayPolicy
+
+
+async def _enqueue(db: Database, clock: ManualClock, *topics: str) -> None:
+    def work(session: Session) -> None:
+        journal = Journal("test", clock.now())
+        for n, topic in enumerate(topics):
+            journal.enqueue(topic, f"{topic}:{n}", {"n": n})
+        journal.flush(session)
+
+    await db.write(work)
+
+
+async def _rows(db: Database) -> list[OutboxMessage]:
+    return await db.read(
+        lambda s: list(s.scalars(select(OutboxMessage).order_by(OutboxMessage.id)))
+    )
+
+
+async def test_delivers_each_row_once_and_records_it(db: Database, clock: ManualClock) -> None:
+    bus = EventBus()
+    inbox = bus.subscribe()
+    relay = OutboxRelay(db, clock, {"event.": bus})
+    await _enqueue(db, clock, "event.deal.created", "event.task.created")
+    assert await relay.run_once() == 2
+    assert await relay.run_once() == 0
+    assert [inbox.get_nowait()["n"], inbox.get_nowait()["n"]] == [0, 1]
+    rows = await _rows(db)
+    assert [(r.status, r.attempts) for r in rows] == [("delivered", 1), ("delivered", 1)]
+    assert all(r.delivered_at == clock.now() for r in rows)
+
+
+async def test_failures_back_off_then_succeed(db: Database, clock: ManualClock) -> None:
+    calls: list[int] = []
+
+    async def flaky(item: OutboxItem) -> None:
+        calls.append(item.attempt)
+        if item.attempt < 3:
+            raise ConnectionError("receiver is down")
+
+    relay = OutboxRelay(
+        db, clock, {"webhook.": flaky}, RelayPolicy(max_attempts=5), jitter=lambda: 0.0
+    )
+    await _enqueue(db, clock, "webhook.deal.created")
+    assert await relay.run_once() == 1
+    row = (await _rows(db))[0]
+    assert row.status == OutboxStatus.PENDING
+    assert row.last_error == "ConnectionError: receiver is down"
+    assert row.next_attempt_at == clock.now() + timedelta(seconds=2)
+    assert await relay.run_once() == 0  # not due yet
+    clock.advance(timedelta(seconds=2))
+    assert await relay.run_once() == 1
+    assert (await _rows(db))[0].next_attempt_at == clock.now() + timedelta(seconds=4)
+    clock.advance(timedelta(seconds=4))
+    assert await relay.run_once() == 1
+    assert calls == [1, 2, 3]
+    row = (await _rows(db))[0]
+    assert (row.status, row.attempts, row.last_error) == ("delivered", 3, None)
+
+
+async def test_gives_up_after_the_last_attempt(db: Database, clock: ManualClock) -> None:
+    async def broken(item: OutboxItem) -> None:
+        raise RuntimeError("HTTP 500")
+
+    relay = OutboxRelay(
+        db, clock, {"webhook.": broken}, RelayPolicy(max_attempts=2), jitter=lambda: 0.0
+    )
+    await _enqueue(db, clock, "webhook.x", "nobody.handles.this")
+    await relay.run_once()
+    clock.advance(timedelta(hours=1))
+    await relay.run_once()
+    rows = await _rows(db)
+    assert [(r.topic, r.status, r.attempts) for r in rows] == [
+        ("webhook.x", "dead", 2),
+        ("nobody.handles.this", "dead", 2),
+    ]
+    assert rows[1].last_error == "no handler for topic 'nobody.handles.this'"
+
+
+async def test_a_claimed_row_is_not_claimed_again_until_its_lease_ends(
+    db: Database, clock: ManualClock
+) -> None:
+    relay = OutboxRelay(db, clock, {})
+    await _enqueue(db, clock, "event.a")
+    claimed = await db.write(relay._claim)
+    assert len(claimed) == 1
+    assert await db.write(relay._claim) == []
+    clock.advance(timedelta(minutes=2))
+    assert len(await db.write(relay._claim)) == 1
+
+
+@pytest.mark.parametrize("attempt", [1, 5, 30])
+def test_backoff_grows_and_is_capped(attempt: int) -> None:
+    relay = OutboxRelay.__new__(OutboxRelay)
+    relay._policy = RelayPolicy()
+    relay._jitter = lambda: 1.0
+    delay = relay.backoff(attempt)
+    assert timedelta(seconds=2) <= delay <= timedelta(hours=1.5)
+    if attempt > 1:
+        relay._jitter = lambda: 0.0
+        assert relay.backoff(attempt) > relay.backoff(attempt - 1) or delay >= timedelta(hours=1)
