@@ -17,9 +17,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from functools import lru_cache
 
-from sqlalchemy import Connection, bindparam, func, insert, select, tuple_, update
+from sqlalchemy import Connection, String, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,7 @@ from crm_core.enums import (
     TaskKind,
     TaskStatus,
 )
+from crm_core.fastsql import Prepared, Raw
 from crm_core.identities import InvalidIdentityError, normalize
 from crm_core.journal import Journal
 from crm_core.merge import merge_contacts
@@ -154,11 +155,13 @@ class IngestService:
         return row[0], row[1]
 
 
-_ACCOUNT = select(t.channel_accounts.c.id).where(
-    t.channel_accounts.c.channel == bindparam("channel"),
-    t.channel_accounts.c.key == bindparam("key"),
+_ACCOUNT = Prepared(
+    select(t.channel_accounts.c.id).where(
+        t.channel_accounts.c.channel == bindparam("channel"),
+        t.channel_accounts.c.key == bindparam("key"),
+    )
 )
-_REPEAT = (
+_REPEAT = Prepared(
     select(
         t.messages.c.id,
         t.conversations.c.id,
@@ -172,19 +175,35 @@ _REPEAT = (
         t.messages.c.external_id == bindparam("external_id"),
     )
 )
-_KNOWN_IDENTITIES = (
-    select(
-        t.identities.c.kind,
-        t.identities.c.value,
-        t.identities.c.contact_id,
-        t.contacts.c.owner_id,
-        t.contacts.c.name,
+
+
+@lru_cache(maxsize=32)
+def _known_identities(count: int) -> Prepared:
+    """Contacts owning any of ``count`` (kind, value) pairs, through the unique index."""
+    # OR of (kind, value) pairs: both SQLite and PostgreSQL search the unique index per
+    # pair (SQLite scans the table for a row-value IN list).
+    pairs = [
+        and_(
+            t.identities.c.kind == bindparam(f"kind{i}", type_=String()),
+            t.identities.c.value == bindparam(f"value{i}", type_=String()),
+        )
+        for i in range(count)
+    ]
+    return Prepared(
+        select(
+            t.identities.c.kind,
+            t.identities.c.value,
+            t.identities.c.contact_id,
+            t.contacts.c.owner_id,
+            t.contacts.c.name,
+            t.contacts.c.company,
+            t.contacts.c.segment,
+        )
+        .join(t.contacts, t.contacts.c.id == t.identities.c.contact_id)
+        .where(or_(*pairs))
     )
-    .join(t.contacts, t.contacts.c.id == t.identities.c.contact_id)
-    .where(
-        tuple_(t.identities.c.kind, t.identities.c.value).in_(bindparam("pairs", expanding=True))
-    )
-)
+
+
 _CONTACT = select(
     t.contacts.c.id,
     t.contacts.c.owner_id,
@@ -192,12 +211,12 @@ _CONTACT = select(
     t.contacts.c.company,
     t.contacts.c.segment,
 ).where(t.contacts.c.id == bindparam("id"))
-_LIVE_CONVERSATION = (
+_LIVE_CONVERSATION = Prepared(
     select(t.conversations.c.id, t.conversations.c.assignee_id, t.conversations.c.team_id)
     .where(
         t.conversations.c.contact_id == bindparam("contact"),
         t.conversations.c.channel_account_id == bindparam("account"),
-        t.conversations.c.status.in_(_LIVE),
+        t.conversations.c.status != ConversationStatus.CLOSED.value,
     )
     .order_by(t.conversations.c.id.desc())
     .limit(1)
@@ -215,7 +234,7 @@ _CANDIDATES = select(
     t.managers.c.last_assigned_at,
     _OPEN_LOAD,
 ).where(t.managers.c.active.is_(True), t.managers.c.role == Role.MANAGER.value)
-_OPEN_DEAL = (
+_OPEN_DEAL = Prepared(
     select(t.deals.c.id)
     .where(t.deals.c.contact_id == bindparam("contact"), t.deals.c.is_open.is_(True))
     .limit(1)
@@ -233,8 +252,40 @@ _FIRST_STAGE = (
 )
 
 
-def _insert(table: Any) -> Any:
-    return insert(table).returning(table.c.id)
+def _insert(table: Table, *, returning_id: bool = True) -> Prepared:
+    """An insert of every column but the id, returning the new id."""
+    columns = [c.name for c in table.columns if c.name != "id"]
+    return Prepared.insert(table, columns, returning_id=returning_id)
+
+
+_INSERT_ACCOUNT = _insert(t.channel_accounts)
+_INSERT_CONTACT = _insert(t.contacts)
+_INSERT_IDENTITY = _insert(t.identities, returning_id=False)
+_INSERT_TOUCH = _insert(t.touches)
+_INSERT_CONVERSATION = _insert(t.conversations)
+_INSERT_MESSAGE = _insert(t.messages)
+_INSERT_DEAL = _insert(t.deals)
+_INSERT_STAGE_CHANGE = _insert(t.stage_changes, returning_id=False)
+_INSERT_TASK = _insert(t.tasks)
+_MARK_ASSIGNED = Prepared(
+    update(t.managers)
+    .where(t.managers.c.id == bindparam("manager"))
+    .values(last_assigned_at=bindparam("now", type_=t.managers.c.last_assigned_at.type))
+)
+_SET_OWNER = Prepared(
+    update(t.contacts)
+    .where(t.contacts.c.id == bindparam("contact"), t.contacts.c.owner_id.is_(None))
+    .values(owner_id=bindparam("owner", type_=t.contacts.c.owner_id.type))
+)
+_TOUCH_CONVERSATION = Prepared(
+    update(t.conversations)
+    .where(
+        t.conversations.c.id == bindparam("conversation"),
+        t.conversations.c.last_message_at
+        < bindparam("at", type_=t.conversations.c.last_message_at.type),
+    )
+    .values(last_message_at=bindparam("at"))
+)
 
 
 class _Ingestion:
@@ -250,6 +301,7 @@ class _Ingestion:
     ) -> None:
         self.session = session
         self.db = session.connection()
+        self.raw = Raw(self.db)
         self.message = message
         self.identities = identities
         self.service = service
@@ -277,7 +329,7 @@ class _Ingestion:
                 "channel": self.message.channel.value,
             },
         )
-        self.journal.flush(self.session)
+        self.journal.flush(self.session, self.raw)
         return IngestResult(
             duplicate=False,
             contact_id=contact.id,
@@ -297,14 +349,13 @@ class _Ingestion:
         known = self.service._account_ids.get((channel, key))
         if known is not None:
             return known
-        found = self.db.execute(_ACCOUNT, {"channel": channel, "key": key}).scalar()
+        found = _ACCOUNT.scalar(self.raw, {"channel": channel, "key": key})
         if found is not None:
             return int(found)
         account_id = int(
-            self.db.execute(
-                _insert(t.channel_accounts),
-                {"channel": channel, "key": key, "title": key, "created_at": self.now},
-            ).scalar_one()
+            _INSERT_ACCOUNT.scalar(
+                self.raw, {"channel": channel, "key": key, "title": key, "created_at": self.now}
+            )
         )
         self.journal.record(
             "channel_account.created",
@@ -315,9 +366,9 @@ class _Ingestion:
         return account_id
 
     def _repeat(self) -> IngestResult | None:
-        row = self.db.execute(
-            _REPEAT, {"account": self.account_id, "external_id": self.message.external_id}
-        ).first()
+        row = _REPEAT.first(
+            self.raw, {"account": self.account_id, "external_id": self.message.external_id}
+        )
         if row is None:
             return None
         return IngestResult(
@@ -329,8 +380,13 @@ class _Ingestion:
         )
 
     def _contact(self) -> tuple[_Contact, bool, tuple[int, ...]]:
-        pairs = [(i.kind.value, i.value) for i in self.identities]
-        known = list(self.db.execute(_KNOWN_IDENTITIES, {"pairs": pairs}))
+        lookup = _known_identities(len(self.identities))
+        params: dict[str, str] = {}
+        for n, identity in enumerate(self.identities):
+            params[f"kind{n}"] = identity.kind.value
+            params[f"value{n}"] = identity.value
+        lookup.execute(self.raw, params)
+        known = [tuple(row) for row in self.raw.cursor.fetchall()]
         have = {(r[0], r[1]) for r in known}
         merged: list[int] = []
         if known:
@@ -361,7 +417,7 @@ class _Ingestion:
             if (i.kind.value, i.value) not in have
         ]
         if missing:
-            self.db.execute(insert(t.identities), missing)
+            _INSERT_IDENTITY.executemany(self.raw, missing)
             for added in missing:
                 self.journal.record(
                     "identity.added",
@@ -374,8 +430,8 @@ class _Ingestion:
     def _new_contact(self) -> _Contact:
         message = self.message
         contact_id = int(
-            self.db.execute(
-                _insert(t.contacts),
+            _INSERT_CONTACT.scalar(
+                self.raw,
                 {
                     "name": message.display_name,
                     "company": message.company,
@@ -385,7 +441,7 @@ class _Ingestion:
                     "created_at": self.now,
                     "updated_at": self.now,
                 },
-            ).scalar_one()
+            )
         )
         self.journal.recorded_and_emitted(
             "contact.created",
@@ -417,9 +473,9 @@ class _Ingestion:
 
     def _conversation(self, contact: _Contact, new_contact: bool) -> tuple[int, int | None, bool]:
         if not new_contact:
-            row = self.db.execute(
-                _LIVE_CONVERSATION, {"contact": contact.id, "account": self.account_id}
-            ).first()
+            row = _LIVE_CONVERSATION.first(
+                self.raw, {"contact": contact.id, "account": self.account_id}
+            )
             if row is not None:
                 if not self.message.attribution.is_empty():
                     self._touch(contact.id)
@@ -427,8 +483,8 @@ class _Ingestion:
         self._touch(contact.id)
         decision = self._route(contact)
         conversation_id = int(
-            self.db.execute(
-                _insert(t.conversations),
+            _INSERT_CONVERSATION.scalar(
+                self.raw,
                 {
                     "contact_id": contact.id,
                     "channel_account_id": self.account_id,
@@ -441,7 +497,7 @@ class _Ingestion:
                     "last_message_at": self.message.occurred_at,
                     "closed_at": None,
                 },
-            ).scalar_one()
+            )
         )
         self.journal.recorded_and_emitted(
             "conversation.created",
@@ -459,8 +515,8 @@ class _Ingestion:
     def _touch(self, contact_id: int) -> None:
         a = self.message.attribution
         self.touch_id = int(
-            self.db.execute(
-                _insert(t.touches),
+            _INSERT_TOUCH.scalar(
+                self.raw,
                 {
                     "contact_id": contact_id,
                     "channel": self.message.channel.value,
@@ -477,7 +533,7 @@ class _Ingestion:
                     "landing_page": a.landing_page,
                     "occurred_at": self.message.occurred_at,
                 },
-            ).scalar_one()
+            )
         )
 
     def _route(self, contact: _Contact) -> RouteDecision:
@@ -500,24 +556,16 @@ class _Ingestion:
         )
         decision = self.service.router(request, candidates)
         if decision.manager_id is not None:
-            self.db.execute(
-                update(t.managers)
-                .where(t.managers.c.id == decision.manager_id)
-                .values(last_assigned_at=self.now)
-            )
+            _MARK_ASSIGNED.execute(self.raw, {"manager": decision.manager_id, "now": self.now})
             if contact.owner_id is None:
-                self.db.execute(
-                    update(t.contacts)
-                    .where(t.contacts.c.id == contact.id)
-                    .values(owner_id=decision.manager_id)
-                )
+                _SET_OWNER.execute(self.raw, {"contact": contact.id, "owner": decision.manager_id})
         return decision
 
     def _message(self, conversation_id: int, conversation_created: bool) -> int:
         message = self.message
         message_id = int(
-            self.db.execute(
-                _insert(t.messages),
+            _INSERT_MESSAGE.scalar(
+                self.raw,
                 {
                     "conversation_id": conversation_id,
                     "channel_account_id": self.account_id,
@@ -532,30 +580,25 @@ class _Ingestion:
                     "occurred_at": message.occurred_at,
                     "created_at": self.now,
                 },
-            ).scalar_one()
+            )
         )
         if not conversation_created:
-            self.db.execute(
-                update(t.conversations)
-                .where(
-                    t.conversations.c.id == conversation_id,
-                    t.conversations.c.last_message_at < message.occurred_at,
-                )
-                .values(last_message_at=message.occurred_at)
+            _TOUCH_CONVERSATION.execute(
+                self.raw, {"conversation": conversation_id, "at": message.occurred_at}
             )
         return message_id
 
     def _deal(
         self, contact: _Contact, new_contact: bool, conversation_id: int, assignee_id: int | None
     ) -> tuple[int | None, int | None]:
-        if not new_contact and self.db.execute(_OPEN_DEAL, {"contact": contact.id}).first():
+        if not new_contact and _OPEN_DEAL.first(self.raw, {"contact": contact.id}):
             return None, None
         code = self.service.funnel_code(self.message)
         funnel_id, stage_id = self.service.first_stage(self.db, code)
         owner_id = assignee_id or contact.owner_id
         deal_id = int(
-            self.db.execute(
-                _insert(t.deals),
+            _INSERT_DEAL.scalar(
+                self.raw,
                 {
                     "contact_id": contact.id,
                     "funnel_id": funnel_id,
@@ -572,10 +615,10 @@ class _Ingestion:
                     "updated_at": self.now,
                     "closed_at": None,
                 },
-            ).scalar_one()
+            )
         )
-        self.db.execute(
-            insert(t.stage_changes),
+        _INSERT_STAGE_CHANGE.execute(
+            self.raw,
             {
                 "deal_id": deal_id,
                 "from_stage_id": None,
@@ -587,8 +630,8 @@ class _Ingestion:
         has_phone = any(i.kind is IdentityKind.PHONE for i in self.identities)
         due_at = self.now + self.service.policy.first_task_due
         task_id = int(
-            self.db.execute(
-                _insert(t.tasks),
+            _INSERT_TASK.scalar(
+                self.raw,
                 {
                     "kind": (TaskKind.CALL if has_phone else TaskKind.FOLLOW_UP).value,
                     "title": "Call the client back" if has_phone else "Answer the client",
@@ -602,7 +645,7 @@ class _Ingestion:
                     "conversation_id": conversation_id,
                     "created_at": self.now,
                 },
-            ).scalar_one()
+            )
         )
         self.journal.recorded_and_emitted(
             "deal.created",

@@ -6,15 +6,31 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from crm_core import tables
 from crm_core.enums import OutboxStatus
+from crm_core.fastsql import Prepared, Raw
 
 EVENT_TOPIC_PREFIX = "event."
-_AUDIT = insert(tables.audit_log)
-_OUTBOX = insert(tables.outbox)
+_AUDIT = Prepared.insert(
+    tables.audit_log, ["occurred_at", "actor", "action", "entity_type", "entity_id", "changes"]
+)
+_OUTBOX = Prepared.insert(
+    tables.outbox,
+    [
+        "topic",
+        "idempotency_key",
+        "payload",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "locked_until",
+        "last_error",
+        "created_at",
+        "delivered_at",
+    ],
+)
 
 
 @dataclass
@@ -75,12 +91,10 @@ class Journal:
         self.record(action, entity_type, entity_id, payload)
         self.emit(action, entity_id, payload)
 
-    def flush(self, session: Session) -> None:
-        connection = session.connection()
-        if self.audit:
-            connection.execute(_AUDIT, self.audit)
-        if self.outbox:
-            connection.execute(_OUTBOX, self.outbox)
-            self.outbox_rows += len(self.outbox)
+    def flush(self, session: Session, raw: Raw | None = None) -> None:
+        raw = raw or Raw(session.connection())
+        _AUDIT.executemany(raw, self.audit)
+        _OUTBOX.executemany(raw, self.outbox)
+        self.outbox_rows += len(self.outbox)
         self.audit = []
         self.outbox = []

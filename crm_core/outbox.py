@@ -24,10 +24,20 @@ from crm_core import tables
 from crm_core.clock import Clock
 from crm_core.db import Database
 from crm_core.enums import OutboxStatus
-from crm_core.models import OutboxMessage
 
 log = logging.getLogger(__name__)
 
+_DELIVERED = (
+    update(tables.outbox)
+    .where(tables.outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        attempts=tables.outbox.c.attempts + 1,
+        status=OutboxStatus.DELIVERED.value,
+        delivered_at=bindparam("now"),
+        last_error=None,
+        locked_until=None,
+    )
+)
 _RECORD = (
     update(tables.outbox)
     .where(tables.outbox.c.id == bindparam("row_id"))
@@ -40,6 +50,20 @@ _RECORD = (
         locked_until=None,
     )
 )
+
+
+def _record(session: Session, outcomes: list[dict[str, Any]]) -> None:
+    """Deliveries in one statement; failures (rare) one row each."""
+    connection = session.connection()
+    delivered = [o for o in outcomes if o["status"] == OutboxStatus.DELIVERED.value]
+    if delivered:
+        connection.execute(
+            _DELIVERED,
+            {"ids": [o["row_id"] for o in delivered], "now": delivered[0]["delivered_at"]},
+        )
+    failed = [o for o in outcomes if o["status"] != OutboxStatus.DELIVERED.value]
+    if failed:
+        connection.execute(_RECORD, failed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,30 +150,39 @@ class OutboxRelay:
                 return self._outcome(item, await self._deliver(item))
 
         outcomes = await asyncio.gather(*(attempt(item) for item in items))
-        await self._db.write(lambda session: session.connection().execute(_RECORD, outcomes))
+        await self._db.write(lambda session: _record(session, outcomes))
         return len(items)
 
     def _claim(self, session: Session) -> list[OutboxItem]:
+        """Lease up to a batch of due rows in one statement (SKIP LOCKED on PostgreSQL)."""
         now = self._clock.now()
-        query = (
-            select(OutboxMessage)
+        outbox = tables.outbox
+        due = (
+            select(outbox.c.id)
             .where(
-                OutboxMessage.status == OutboxStatus.PENDING,
-                OutboxMessage.next_attempt_at <= now,
-                or_(OutboxMessage.locked_until.is_(None), OutboxMessage.locked_until <= now),
+                outbox.c.status == OutboxStatus.PENDING.value,
+                outbox.c.next_attempt_at <= now,
+                or_(outbox.c.locked_until.is_(None), outbox.c.locked_until <= now),
             )
-            .order_by(OutboxMessage.next_attempt_at, OutboxMessage.id)
+            .order_by(outbox.c.next_attempt_at, outbox.c.id)
             .limit(self._policy.batch_size)
         )
         if not self._db.is_sqlite:
-            query = query.with_for_update(skip_locked=True)
-        rows = session.scalars(query).all()
-        for row in rows:
-            row.locked_until = now + self._policy.lease
-        return [
-            OutboxItem(row.id, row.topic, row.idempotency_key, row.payload, row.attempts + 1)
-            for row in rows
-        ]
+            due = due.with_for_update(skip_locked=True)
+        claimed = session.connection().execute(
+            update(outbox)
+            .where(outbox.c.id.in_(due.scalar_subquery()))
+            .values(locked_until=now + self._policy.lease)
+            .returning(
+                outbox.c.id,
+                outbox.c.topic,
+                outbox.c.idempotency_key,
+                outbox.c.payload,
+                outbox.c.attempts,
+            )
+        )
+        items = [OutboxItem(r[0], r[1], r[2], r[3], r[4] + 1) for r in claimed]
+        return sorted(items, key=lambda item: item.id)
 
     async def _deliver(self, item: OutboxItem) -> str | None:
         """None when delivered, else the error."""

@@ -1,0 +1,145 @@
+"""Statements compiled once per dialect and run straight on the DB-API cursor.
+
+The ingest path runs a dozen small statements per message. SQLAlchemy's general
+execution machinery (cache keys, execution contexts, result objects) costs several
+times what SQLite itself spends on such a statement, so the hot statements are
+compiled once per dialect with SQLAlchemy and then executed on the connection's
+DB-API cursor, with the bind processors of their column types (datetimes, JSON,
+booleans) applied exactly as SQLAlchemy would. Errors are raised as SQLAlchemy's
+``DBAPIError`` subclasses (``IntegrityError`` ...), like any other statement.
+
+Only statements with plain scalar parameters belong here; rows come back as tuples
+without result processing, so select only ints, strings and booleans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection, DateTime, Table, bindparam, insert
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.sql import Executable
+from sqlalchemy.types import TypeEngine
+
+from crm_core.models.base import UTCDateTime
+
+Processor = Callable[[Any], Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    sql: str
+    names: tuple[str, ...]
+    defaults: tuple[Any, ...]
+    processors: tuple[Processor, ...]
+
+
+_UNSET = object()
+
+
+def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
+    process = type_.dialect_impl(dialect).bind_processor(dialect)
+    if process is not None and isinstance(type_, DateTime | UTCDateTime):
+        return _memo_last(process)
+    return process
+
+
+class Prepared:
+    """One statement, compiled lazily for each dialect it meets."""
+
+    def __init__(self, statement: Executable) -> None:
+        self.statement = statement
+        self._compiled: dict[str, _Compiled] = {}
+
+    @classmethod
+    def insert(
+        cls, table: Table, columns: Iterable[str], *, returning_id: bool = False
+    ) -> Prepared:
+        values = {name: bindparam(name, type_=table.c[name].type) for name in columns}
+        statement = insert(table).values(values)
+        return cls(statement.returning(table.c.id) if returning_id else statement)
+
+    def _for(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            done = self.statement.compile(dialect=dialect)  # type: ignore[attr-defined]
+            names = tuple(done.positiontup or ())
+            binds = [done.binds[name] for name in names]
+            compiled = _Compiled(
+                sql=done.string,
+                names=names,
+                defaults=tuple(_UNSET if b.required else b.effective_value for b in binds),
+                processors=tuple(_processor(b.type, dialect) for b in binds),
+            )
+            self._compiled[dialect.name] = compiled
+        return compiled
+
+    def _row(self, compiled: _Compiled, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        out = []
+        for name, default, process in zip(
+            compiled.names, compiled.defaults, compiled.processors, strict=True
+        ):
+            value = params.get(name, default)
+            if value is _UNSET:
+                raise KeyError(f"no value for the parameter {name!r}")
+            out.append(process(value) if process is not None and value is not None else value)
+        return tuple(out)
+
+    def execute(self, raw: Raw, params: Mapping[str, Any] | None = None) -> None:
+        compiled = self._for(raw.dialect)
+        row = self._row(compiled, params or {})
+        try:
+            raw.cursor.execute(compiled.sql, row)
+        except raw.error as exc:
+            raise raw.wrapped(compiled.sql, row, exc) from exc
+
+    def executemany(self, raw: Raw, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        compiled = self._for(raw.dialect)
+        values = [self._row(compiled, params) for params in rows]
+        try:
+            raw.cursor.executemany(compiled.sql, values)
+        except raw.error as exc:
+            raise raw.wrapped(compiled.sql, values, exc) from exc
+
+    def first(self, raw: Raw, params: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
+        self.execute(raw, params)
+        row = raw.cursor.fetchone()
+        return tuple(row) if row is not None else None
+
+    def scalar(self, raw: Raw, params: Mapping[str, Any] | None = None) -> Any:
+        row = self.first(raw, params)
+        return row[0] if row is not None else None
+
+
+class Raw:
+    """The DB-API side of a transaction's connection, with one cursor for its statements."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.dialect = connection.dialect
+        self.error: type[Exception] = self.dialect.loaded_dbapi.Error
+        self.cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+    def wrapped(self, sql: str, params: Any, error: Exception) -> StatementError:
+        """The error as SQLAlchemy raises it (``IntegrityError`` for a unique key...)."""
+        return DBAPIError.instance(sql, params, error, self.error, dialect=self.dialect)
+
+
+def _memo_last(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """Remember the last value converted: a transaction binds the same ``now`` many times."""
+    cell: list[tuple[Any, Any]] = [(_UNSET, None)]
+
+    def convert(value: Any) -> Any:
+        last, result = cell[0]
+        if value is last:
+            return result
+        result = process(value)
+        cell[0] = (value, result)
+        return result
+
+    return convert
