@@ -36,6 +36,7 @@ T = TypeVar("T")
 Work = Callable[[Session], T]
 
 _SQLITE_PRAGMAS = (
+    "cache_size=-65536",
     "journal_mode=WAL",
     "synchronous=NORMAL",
     "foreign_keys=ON",
@@ -125,6 +126,7 @@ class GroupCommitWriter:
             self._commit_group(group)
 
     def _commit_group(self, group: list[_Pending[Any]]) -> None:
+        outcomes: list[tuple[_Pending[Any], Any, BaseException | None]] = []
         if len(group) > 1:
             try:
                 with self._sessions() as session, session.begin():
@@ -132,17 +134,20 @@ class GroupCommitWriter:
             except Exception:
                 log.debug("a group of %d writes failed; running each alone", len(group))
             else:
-                for pending, result in zip(group, results, strict=True):
-                    pending.resolve(result)
-                return
-        for pending in group:
-            try:
-                with self._sessions() as session, session.begin():
-                    result = pending.work(session)
-            except Exception as exc:
-                pending.fail(exc)
-            else:
-                pending.resolve(result)
+                outcomes = [(p, r, None) for p, r in zip(group, results, strict=True)]
+        if not outcomes:
+            for pending in group:
+                try:
+                    with self._sessions() as session, session.begin():
+                        outcomes.append((pending, pending.work(session), None))
+                except Exception as exc:
+                    outcomes.append((pending, None, exc))
+        # One wake-up of each waiting event loop for the whole group.
+        by_loop: dict[asyncio.AbstractEventLoop, list[Any]] = {}
+        for pending, result, error in outcomes:
+            by_loop.setdefault(pending.loop, []).append((pending.future, result, error))
+        for loop, settled in by_loop.items():
+            loop.call_soon_threadsafe(_settle_all, settled)
 
 
 @dataclass(slots=True)
@@ -151,11 +156,10 @@ class _Pending(Generic[T]):
     future: asyncio.Future[T]
     loop: asyncio.AbstractEventLoop
 
-    def resolve(self, result: T) -> None:
-        self.loop.call_soon_threadsafe(_settle, self.future, result, None)
 
-    def fail(self, error: BaseException) -> None:
-        self.loop.call_soon_threadsafe(_settle, self.future, None, error)
+def _settle_all(settled: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for future, result, error in settled:
+        _settle(future, result, error)
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

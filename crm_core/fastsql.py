@@ -8,8 +8,9 @@ DB-API cursor, with the bind processors of their column types (datetimes, JSON,
 booleans) applied exactly as SQLAlchemy would. Errors are raised as SQLAlchemy's
 ``DBAPIError`` subclasses (``IntegrityError`` ...), like any other statement.
 
-Only statements with plain scalar parameters belong here; rows come back as tuples
-without result processing, so select only ints, strings and booleans.
+Only statements with plain scalar parameters belong here (no expanding ``IN``); rows
+come back as tuples, converted by their columns' result processors where the type has
+one (datetimes on SQLite).
 """
 
 from __future__ import annotations
@@ -35,6 +36,15 @@ class _Compiled:
     names: tuple[str, ...]
     defaults: tuple[Any, ...]
     processors: tuple[Processor, ...]
+    results: tuple[Processor, ...] | None
+
+    def row(self, values: Sequence[Any]) -> tuple[Any, ...]:
+        if self.results is None:
+            return tuple(values)
+        return tuple(
+            p(v) if p is not None and v is not None else v
+            for p, v in zip(self.results, values, strict=True)
+        )
 
 
 _UNSET = object()
@@ -73,9 +83,19 @@ class Prepared:
                 names=names,
                 defaults=tuple(_UNSET if b.required else b.effective_value for b in binds),
                 processors=tuple(_processor(b.type, dialect) for b in binds),
+                results=self._result_processors(dialect),
             )
             self._compiled[dialect.name] = compiled
         return compiled
+
+    def _result_processors(self, dialect: Dialect) -> tuple[Processor, ...] | None:
+        columns = getattr(self.statement, "selected_columns", None)
+        if columns is None:
+            return None
+        processors = tuple(
+            c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
+        )
+        return processors if any(p is not None for p in processors) else None
 
     def _row(self, compiled: _Compiled, params: Mapping[str, Any]) -> tuple[Any, ...]:
         out = []
@@ -109,7 +129,12 @@ class Prepared:
     def first(self, raw: Raw, params: Mapping[str, Any] | None = None) -> tuple[Any, ...] | None:
         self.execute(raw, params)
         row = raw.cursor.fetchone()
-        return tuple(row) if row is not None else None
+        return self._for(raw.dialect).row(row) if row is not None else None
+
+    def all(self, raw: Raw, params: Mapping[str, Any] | None = None) -> list[tuple[Any, ...]]:
+        self.execute(raw, params)
+        compiled = self._for(raw.dialect)
+        return [compiled.row(row) for row in raw.cursor.fetchall()]
 
     def scalar(self, raw: Raw, params: Mapping[str, Any] | None = None) -> Any:
         row = self.first(raw, params)

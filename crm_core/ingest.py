@@ -223,17 +223,22 @@ _LIVE_CONVERSATION = Prepared(
 )
 _OPEN_LOAD = (
     select(func.count())
-    .where(t.conversations.c.assignee_id == t.managers.c.id, t.conversations.c.status.in_(_LIVE))
+    .where(
+        t.conversations.c.assignee_id == t.managers.c.id,
+        t.conversations.c.status.in_([bindparam(f"live_{s}", s) for s in _LIVE]),
+    )
     .correlate(t.managers)
     .scalar_subquery()
 )
-_CANDIDATES = select(
-    t.managers.c.id,
-    t.managers.c.team_id,
-    t.managers.c.capacity,
-    t.managers.c.last_assigned_at,
-    _OPEN_LOAD,
-).where(t.managers.c.active.is_(True), t.managers.c.role == Role.MANAGER.value)
+_CANDIDATES = Prepared(
+    select(
+        t.managers.c.id,
+        t.managers.c.team_id,
+        t.managers.c.capacity,
+        t.managers.c.last_assigned_at,
+        _OPEN_LOAD,
+    ).where(t.managers.c.active.is_(True), t.managers.c.role == Role.MANAGER.value)
+)
 _OPEN_DEAL = Prepared(
     select(t.deals.c.id)
     .where(t.deals.c.contact_id == bindparam("contact"), t.deals.c.is_open.is_(True))
@@ -385,8 +390,7 @@ class _Ingestion:
         for n, identity in enumerate(self.identities):
             params[f"kind{n}"] = identity.kind.value
             params[f"value{n}"] = identity.value
-        lookup.execute(self.raw, params)
-        known = [tuple(row) for row in self.raw.cursor.fetchall()]
+        known = lookup.all(self.raw, params)
         have = {(r[0], r[1]) for r in known}
         merged: list[int] = []
         if known:
@@ -546,7 +550,7 @@ class _Ingestion:
                 capacity=r[2],
                 last_assigned_at=r[3],
             )
-            for r in self.db.execute(_CANDIDATES)
+            for r in _CANDIDATES.all(self.raw)
         ]
         request = RoutingRequest(
             channel=self.message.channel.value,

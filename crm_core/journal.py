@@ -60,11 +60,15 @@ class Journal:
             }
         )
 
-    def emit(self, event: str, entity_id: int, payload: dict[str, Any]) -> None:
-        """An event for subscribers (outbound webhooks, inbox push), keyed ``event:id``."""
+    def emit(self, event: str, key: int, payload: dict[str, Any]) -> None:
+        """An event for subscribers (outbound webhooks, inbox push), keyed ``event:key``.
+
+        ``key`` names this occurrence: the created entity's id, or the id of the
+        row recording the change (a merge, a stage change) for events that repeat.
+        """
         self.enqueue(
             EVENT_TOPIC_PREFIX + event,
-            f"{event}:{entity_id}",
+            f"{event}:{key}",
             {"event": event, "occurred_at": self.now.isoformat(), **payload},
         )
 
@@ -85,11 +89,17 @@ class Journal:
         )
 
     def recorded_and_emitted(
-        self, action: str, entity_type: str, entity_id: int, payload: dict[str, Any]
+        self,
+        action: str,
+        entity_type: str,
+        entity_id: int,
+        payload: dict[str, Any],
+        *,
+        event_key: int | None = None,
     ) -> None:
         """The common case: an audit entry and an event of the same name."""
         self.record(action, entity_type, entity_id, payload)
-        self.emit(action, entity_id, payload)
+        self.emit(action, entity_id if event_key is None else event_key, payload)
 
     def flush(self, session: Session, raw: Raw | None = None) -> None:
         raw = raw or Raw(session.connection())

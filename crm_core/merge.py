@@ -76,7 +76,9 @@ def merge_contacts(
     session.add(record)
     session.flush()
     payload = {"merge_id": record.id, "contact_id": survivor.id, "merged_contact_id": merged.id}
-    journal.recorded_and_emitted("contact.merged", "contact", survivor.id, payload)
+    journal.recorded_and_emitted(
+        "contact.merged", "contact", survivor.id, payload, event_key=record.id
+    )
     return record
 
 
@@ -114,7 +116,9 @@ def undo_merge(session: Session, merge_id: int, journal: Journal) -> ContactMerg
     record.undone_at = journal.now
     session.flush()
     payload = {"merge_id": record.id, "contact_id": survivor.id, "merged_contact_id": merged.id}
-    journal.recorded_and_emitted("contact.merge_undone", "contact", survivor.id, payload)
+    journal.recorded_and_emitted(
+        "contact.merge_undone", "contact", survivor.id, payload, event_key=record.id
+    )
     return record
 
 

@@ -17,7 +17,7 @@ from crm_core.events import EventBus
 from crm_core.ingest import IngestPolicy, IngestService
 from crm_core.journal import EVENT_TOPIC_PREFIX
 from crm_core.outbox import OutboxRelay, RelayPolicy
-from hub.api import inbound, openapi, reads
+from hub.api import deals, inbound, openapi, reads
 from hub.api.auth import token_middleware
 from hub.api.errors import body_limit_middleware, error_middleware
 from hub.keys import CLOCK, DATABASE, EVENTS, INGEST, RELAY, SETTINGS, TOKENS
@@ -39,6 +39,7 @@ def create_app(settings: Settings, clock: Clock | None = None) -> web.Applicatio
     app.router.add_get("/healthz", healthz)
     app.router.add_routes(inbound.routes)
     app.router.add_routes(reads.routes)
+    app.router.add_routes(deals.routes)
     app.router.add_routes(openapi.routes)
     return app
 

@@ -24,7 +24,7 @@ async def post_inbound(request: web.Request) -> web.Response:
     try:
         body = InboundBody.model_validate_json(raw)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid_body(exc) from None
     message = body.to_message(request.app[CLOCK].now())
     try:
         result = await request.app[INGEST].ingest(message)
@@ -54,7 +54,8 @@ def _result_json(result: IngestResult) -> dict[str, Any]:
     }
 
 
-def _invalid(exc: ValidationError) -> ApiError:
+def invalid_body(exc: ValidationError) -> ApiError:
+    """A pydantic validation error as a 400 that names each bad field."""
     errors = []
     for error in exc.errors(include_url=False, include_input=False):
         field = _field_path(error["loc"])

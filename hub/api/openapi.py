@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.api.deals import StageMove
 from hub.api.inbound_schema import InboundBody
 
 routes = web.RouteTableDef()
@@ -75,6 +76,7 @@ def document() -> dict[str, Any]:
     body = InboundBody.model_json_schema(ref_template=_REF)
     schemas: dict[str, Any] = body.pop("$defs", {})
     schemas["InboundBody"] = body
+    schemas["StageMove"] = StageMove.model_json_schema(ref_template=_REF)
     schemas["Error"] = {
         "type": "object",
         "required": ["error", "message"],
@@ -171,6 +173,26 @@ def document() -> dict[str, Any]:
                 ],
             ),
             "/api/v1/deals/{id}": _detail("A deal with its stage history."),
+            "/api/v1/deals/{id}/stage": {
+                "post": {
+                    "summary": "Move a deal to another stage of its funnel (won, lost...).",
+                    "parameters": [_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/StageMove"}
+                            }
+                        },
+                    },
+                    "responses": {
+                        "200": _json("Object", "The deal, moved, with its stage history."),
+                        "404": _json("Error", "No such deal."),
+                        "409": _json("Error", "No such stage in its funnel, or no lost reason."),
+                        **_ERRORS,
+                    },
+                }
+            },
             "/api/v1/funnels": {
                 "get": {
                     "summary": "Funnels with their ordered stages.",

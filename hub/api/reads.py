@@ -46,7 +46,7 @@ def _paging(request: web.Request) -> tuple[int, int]:
     return after, limit
 
 
-def _path_id(request: web.Request) -> int:
+def path_id(request: web.Request) -> int:
     try:
         value = int(request.match_info["id"])
     except ValueError:
@@ -68,7 +68,7 @@ async def list_contacts(request: web.Request) -> web.Response:
 @routes.get("/api/v1/contacts/{id}")
 async def get_contact(request: web.Request) -> web.Response:
     found = await request.app[DATABASE].read(
-        partial(queries.contact_detail, contact_id=_path_id(request))
+        partial(queries.contact_detail, contact_id=path_id(request))
     )
     return _found(found, "contact")
 
@@ -94,7 +94,7 @@ async def get_conversation(request: web.Request) -> web.Response:
     found = await request.app[DATABASE].read(
         partial(
             queries.conversation_detail,
-            conversation_id=_path_id(request),
+            conversation_id=path_id(request),
             after=after,
             limit=limit,
         )
@@ -120,9 +120,7 @@ async def list_deals(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/deals/{id}")
 async def get_deal(request: web.Request) -> web.Response:
-    found = await request.app[DATABASE].read(
-        partial(queries.deal_detail, deal_id=_path_id(request))
-    )
+    found = await request.app[DATABASE].read(partial(queries.deal_detail, deal_id=path_id(request)))
     return _found(found, "deal")
 
 
@@ -150,10 +148,12 @@ async def list_tasks(request: web.Request) -> web.Response:
 
 @routes.post("/api/v1/merges/{id}/undo")
 async def post_undo_merge(request: web.Request) -> web.Response:
-    merge_id = _path_id(request)
-    journal = Journal(request[TOKEN_OWNER].actor, request.app[CLOCK].now())
+    merge_id = path_id(request)
+    actor = request[TOKEN_OWNER].actor
+    clock = request.app[CLOCK]
 
     def work(session: Session) -> queries.Row:
+        journal = Journal(actor, clock.now())
         record = undo_merge(session, merge_id, journal)
         journal.flush(session)
         return queries.plain(record, skip=("moved",))

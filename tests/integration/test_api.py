@@ -334,3 +334,48 @@ async def test_openapi_document_and_health(
     health = await client.get("/healthz")
     assert health.status == 200
     assert (await health.json())["status"] == "ok"
+
+
+async def test_deal_moves_through_its_funnel(
+    api: tuple[TestClient[Any, Any], dict[str, str]], db: Database
+) -> None:
+    client, auth = api
+    created = await (await client.post("/api/v1/inbound", json=_body(), headers=auth)).json()
+    path = f"/api/v1/deals/{created['deal_id']}/stage"
+    moved = await client.post(
+        path, json={"stage": "proposal_sent", "amount": "150000.00"}, headers=auth
+    )
+    assert moved.status == 200
+    deal = await moved.json()
+    assert deal["is_open"] is True
+    assert deal["amount"] == "150000.00"
+    assert len(deal["stage_history"]) == 2
+    refused = await client.post(path, json={"stage": "lost"}, headers=auth)
+    assert refused.status == 409
+    assert "lost_reason" in (await refused.json())["message"]
+    assert (await client.post(path, json={"stage": "nowhere"}, headers=auth)).status == 409
+    assert (await client.post(path, json={"stage": 5}, headers=auth)).status == 400
+    missing = await client.post("/api/v1/deals/999/stage", json={"stage": "won"}, headers=auth)
+    assert missing.status == 404
+    lost = await (
+        await client.post(
+            path, json={"stage": "lost", "lost_reason": "Too expensive"}, headers=auth
+        )
+    ).json()
+    assert lost["is_open"] is False
+    assert lost["closed_at"] is not None
+    assert lost["lost_reason"] == "Too expensive"
+    reopened = await (
+        await client.post(path, json={"stage": "needs_gathered"}, headers=auth)
+    ).json()
+    assert (reopened["is_open"], reopened["closed_at"], reopened["lost_reason"]) == (
+        True,
+        None,
+        None,
+    )
+    won = await (await client.post(path, json={"stage": "won"}, headers=auth)).json()
+    assert won["is_open"] is False
+    topics = await db.read(lambda s: [t for (t,) in s.query(OutboxMessage.topic)])
+    assert topics.count("event.deal.stage_changed") == 4
+    assert topics.count("event.deal.lost") == 1
+    assert topics.count("event.deal.won") == 1

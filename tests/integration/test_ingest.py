@@ -305,3 +305,19 @@ async def test_every_change_is_audited_and_announced(service: IngestService, db:
             "event.task.created",
         ]
     )
+
+
+async def test_one_survivor_can_absorb_several_contacts(
+    service: IngestService, db: Database
+) -> None:
+    first = await service.ingest(inbound(phone("+79160000001")))
+    second = await service.ingest(inbound(email("b@example.test")))
+    third = await service.ingest(inbound(telegram("303")))
+    await service.ingest(inbound(phone("+79160000001"), email("b@example.test")))
+    joined = await service.ingest(inbound(telegram("303"), email("b@example.test")))
+    assert joined.contact_id == first.contact_id
+    assert joined.merged_contact_ids == (third.contact_id,)
+    merged = await count_rows(db, Contact, Contact.merged_into_id == first.contact_id)
+    assert merged == 2
+    assert second.contact_id != third.contact_id
+    assert await count_rows(db, OutboxMessage, OutboxMessage.topic == "event.contact.merged") == 2

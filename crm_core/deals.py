@@ -1,0 +1,71 @@
+"""Moving a deal through its funnel: stage history, won and lost, events."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_core.enums import StageKind
+from crm_core.journal import Journal
+from crm_core.models import Deal, DealStageChange, Stage
+
+
+class DealError(ValueError):
+    """A move the funnel does not allow; the message says why."""
+
+
+def move_deal(
+    session: Session,
+    deal_id: int,
+    stage_code: str,
+    journal: Journal,
+    *,
+    lost_reason: str | None = None,
+    amount: Decimal | None = None,
+) -> Deal:
+    """Move the deal to ``stage_code`` of its own funnel; a no-op if it is there already."""
+    deal = session.get(Deal, deal_id, with_for_update=True)
+    if deal is None:
+        raise LookupError(f"deal {deal_id} not found")
+    stage = session.scalar(
+        select(Stage).where(Stage.funnel_id == deal.funnel_id, Stage.code == stage_code)
+    )
+    if stage is None:
+        raise DealError(f"the deal's funnel has no stage {stage_code!r}")
+    if stage.kind == StageKind.LOST and not (lost_reason or deal.lost_reason):
+        raise DealError("a lost deal needs a lost_reason")
+    if amount is not None:
+        deal.amount = amount
+    if stage.id == deal.stage_id:
+        return deal
+    change = DealStageChange(
+        deal_id=deal.id,
+        from_stage_id=deal.stage_id,
+        to_stage_id=stage.id,
+        actor=journal.actor,
+        changed_at=journal.now,
+    )
+    session.add(change)
+    deal.stage_id = stage.id
+    deal.is_open = stage.kind == StageKind.OPEN
+    deal.closed_at = None if deal.is_open else journal.now
+    deal.lost_reason = lost_reason if stage.kind == StageKind.LOST else None
+    deal.updated_at = journal.now
+    session.flush()
+    payload = {
+        "deal_id": deal.id,
+        "contact_id": deal.contact_id,
+        "from_stage_id": change.from_stage_id,
+        "stage_id": stage.id,
+        "stage": stage.code,
+        "kind": stage.kind,
+    }
+    journal.recorded_and_emitted(
+        "deal.stage_changed", "deal", deal.id, payload, event_key=change.id
+    )
+    if stage.kind != StageKind.OPEN:
+        outcome = "deal.won" if stage.kind == StageKind.WON else "deal.lost"
+        journal.emit(outcome, change.id, {**payload, "lost_reason": deal.lost_reason})
+    return deal

@@ -1,0 +1,59 @@
+"""``POST /api/v1/deals/{id}/stage``: move a deal through its funnel."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy.orm import Session
+
+from crm_core import queries
+from crm_core.deals import DealError, move_deal
+from crm_core.journal import Journal
+from hub.api.auth import TOKEN_OWNER
+from hub.api.errors import ApiError, not_found
+from hub.api.inbound import invalid_body
+from hub.api.reads import path_id
+from hub.keys import CLOCK, DATABASE, RELAY
+
+routes = web.RouteTableDef()
+
+
+class StageMove(BaseModel):
+    """Where the deal goes; a move to a lost stage needs the reason."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    stage: str = Field(min_length=1, max_length=64)
+    lost_reason: str | None = Field(default=None, min_length=1, max_length=500)
+    amount: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+
+
+@routes.post("/api/v1/deals/{id}/stage")
+async def post_deal_stage(request: web.Request) -> web.Response:
+    deal_id = path_id(request)
+    try:
+        move = StageMove.model_validate_json(await request.read())
+    except ValidationError as exc:
+        raise invalid_body(exc) from None
+    actor = request[TOKEN_OWNER].actor
+    clock = request.app[CLOCK]
+
+    def work(session: Session) -> queries.Row:
+        journal = Journal(actor, clock.now())
+        move_deal(
+            session, deal_id, move.stage, journal, lost_reason=move.lost_reason, amount=move.amount
+        )
+        journal.flush(session)
+        detail = queries.deal_detail(session, deal_id)
+        assert detail is not None
+        return detail
+
+    try:
+        detail = await request.app[DATABASE].write(work)
+    except LookupError:
+        raise not_found("deal") from None
+    except DealError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    request.app[RELAY].wake()
+    return web.json_response(detail)
