@@ -56,6 +56,13 @@ def plain(obj: Base, *, skip: Sequence[str] = ()) -> Row:
     return out
 
 
+def _conversation(conversation: Conversation) -> Row:
+    """A conversation with its first-response time in seconds (None until answered)."""
+    answered = conversation.first_response_at
+    seconds = (answered - conversation.opened_at).total_seconds() if answered else None
+    return {**plain(conversation), "first_response_seconds": seconds}
+
+
 def _page(
     session: Session, query: Select[Any], model: Any, after: int, limit: int
 ) -> tuple[list[Any], int | None]:
@@ -137,7 +144,7 @@ def conversations_page(
     if contact_id is not None:
         query = query.where(Conversation.contact_id == contact_id)
     conversations, next_after = _page(session, query, Conversation, after, limit)
-    return Page([plain(c) for c in conversations], next_after)
+    return Page([_conversation(c) for c in conversations], next_after)
 
 
 def conversation_detail(
@@ -155,7 +162,7 @@ def conversation_detail(
         limit,
     )
     return {
-        **plain(conversation),
+        **_conversation(conversation),
         "channel": account.channel if account else None,
         "channel_account": account.key if account else None,
         "messages": Page([plain(m) for m in messages], next_after).as_json(),
