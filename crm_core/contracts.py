@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from crm_core.enums import Channel, IdentityKind, Segment
 
@@ -29,6 +30,15 @@ class Attachment:
     size: int
     storage_key: str | None = None
     url: str | None = None
+
+    def as_json(self) -> dict[str, str | int | None]:
+        return {
+            "name": self.name,
+            "content_type": self.content_type,
+            "size": self.size,
+            "storage_key": self.storage_key,
+            "url": self.url,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,3 +102,38 @@ class IngestResult:
     conversation_created: bool = False
     deal_created: bool = False
     merged_contact_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OutboundMessage:
+    """A reply to send through a channel; ``message_id`` is its idempotency key."""
+
+    message_id: int
+    conversation_id: int
+    channel: Channel
+    channel_account: str
+    recipients: tuple[IdentityRef, ...]
+    text: str
+    attachments: tuple[Attachment, ...] = ()
+    in_reply_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryReceipt:
+    """What the channel answered: its own id for the sent message, if it gives one."""
+
+    external_id: str | None = None
+
+
+class SendError(Exception):
+    """A send that may succeed later (network, rate limit, 5xx): the outbox retries it."""
+
+
+class PermanentSendError(SendError):
+    """A send that will never succeed (blocked by the user, no such address): not retried."""
+
+
+class ChannelSender(Protocol):
+    """Implemented by each connector for its channel."""
+
+    async def send(self, message: OutboundMessage) -> DeliveryReceipt: ...

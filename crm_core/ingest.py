@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import tables as t
 from crm_core.clock import Clock
-from crm_core.contracts import Attachment, IdentityRef, InboundMessage, IngestResult
+from crm_core.contracts import IdentityRef, InboundMessage, IngestResult
 from crm_core.db import Database
 from crm_core.enums import (
     AuthorKind,
@@ -577,9 +577,10 @@ class _Ingestion:
                     "author_kind": AuthorKind.CONTACT.value,
                     "author_manager_id": None,
                     "text": message.text,
-                    "attachments": [_attachment(a) for a in message.attachments],
+                    "attachments": [a.as_json() for a in message.attachments],
                     "external_id": message.external_id,
                     "delivery_status": DeliveryStatus.RECEIVED.value,
+                    "delivery_error": None,
                     "raw_ref": message.raw_ref,
                     "occurred_at": message.occurred_at,
                     "created_at": self.now,
@@ -680,13 +681,3 @@ class _Ingestion:
     def _deal_title(self, contact: _Contact) -> str:
         who = contact.name or self.identities[0].value
         return f"{who} — {self.message.channel.value}"[:300]
-
-
-def _attachment(attachment: Attachment) -> dict[str, object]:
-    return {
-        "name": attachment.name,
-        "content_type": attachment.content_type,
-        "size": attachment.size,
-        "storage_key": attachment.storage_key,
-        "url": attachment.url,
-    }

@@ -12,34 +12,45 @@ from aiohttp import web
 from sqlalchemy import text
 
 from crm_core.clock import Clock, SystemClock
+from crm_core.contracts import ChannelSender
 from crm_core.db import Database
+from crm_core.enums import Channel
 from crm_core.events import EventBus
 from crm_core.ingest import IngestPolicy, IngestService
 from crm_core.journal import EVENT_TOPIC_PREFIX
 from crm_core.outbox import OutboxRelay, RelayPolicy
-from hub.api import deals, inbound, openapi, reads
+from crm_core.replies import SEND_TOPIC_PREFIX, SendDispatcher
+from hub.api import deals, inbound, openapi, reads, replies
 from hub.api.auth import token_middleware
 from hub.api.errors import body_limit_middleware, error_middleware
-from hub.keys import CLOCK, DATABASE, EVENTS, INGEST, RELAY, SETTINGS, TOKENS
+from hub.keys import CLOCK, DATABASE, EVENTS, INGEST, RELAY, SENDERS, SETTINGS, TOKENS
 from hub.settings import Settings
 from hub.tokens import TokenCache
 
 log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, clock: Clock | None = None) -> web.Application:
+def create_app(
+    settings: Settings,
+    clock: Clock | None = None,
+    senders: dict[Channel, ChannelSender] | None = None,
+) -> web.Application:
+    """The hub. ``senders`` are the channels' outbound halves; connectors started with
+    the app add theirs to ``app[SENDERS]`` (tests may pass their own)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[error_middleware, body_limit_middleware, token_middleware],
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
+    app[SENDERS] = senders if senders is not None else {}
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_outbox_relay)
     app.router.add_get("/healthz", healthz)
     app.router.add_routes(inbound.routes)
     app.router.add_routes(reads.routes)
     app.router.add_routes(deals.routes)
+    app.router.add_routes(replies.routes)
     app.router.add_routes(openapi.routes)
     return app
 
@@ -48,10 +59,16 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = Database(settings.database_url)
     events = EventBus()
+    senders = app[SENDERS]
     relay = OutboxRelay(
         db,
         app[CLOCK],
-        {EVENT_TOPIC_PREFIX: events},
+        {
+            EVENT_TOPIC_PREFIX: events,
+            SEND_TOPIC_PREFIX: SendDispatcher(
+                db, app[CLOCK], senders, settings.outbox_max_attempts
+            ),
+        },
         RelayPolicy(
             max_attempts=settings.outbox_max_attempts, idle_poll=settings.outbox_poll_seconds
         ),

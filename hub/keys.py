@@ -5,7 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from crm_core.clock import Clock
+from crm_core.contracts import ChannelSender
 from crm_core.db import Database
+from crm_core.enums import Channel
 from crm_core.events import EventBus
 from crm_core.ingest import IngestService
 from crm_core.outbox import OutboxRelay
@@ -19,3 +21,4 @@ INGEST = web.AppKey("ingest", IngestService)
 EVENTS = web.AppKey("events", EventBus)
 RELAY = web.AppKey("relay", OutboxRelay)
 TOKENS = web.AppKey("tokens", TokenCache)
+SENDERS = web.AppKey("senders", dict[Channel, ChannelSender])

@@ -61,6 +61,7 @@ class Message(Base):
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     external_id: Mapped[str | None] = mapped_column(String(200))
     delivery_status: Mapped[str] = mapped_column(String(16))
+    delivery_error: Mapped[str | None] = mapped_column(Text)
     raw_ref: Mapped[str | None] = mapped_column(String(500))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

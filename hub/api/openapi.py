@@ -9,6 +9,7 @@ from aiohttp import web
 
 from hub.api.deals import StageMove
 from hub.api.inbound_schema import InboundBody
+from hub.api.replies import Reply
 
 routes = web.RouteTableDef()
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -77,6 +78,7 @@ def document() -> dict[str, Any]:
     schemas: dict[str, Any] = body.pop("$defs", {})
     schemas["InboundBody"] = body
     schemas["StageMove"] = StageMove.model_json_schema(ref_template=_REF)
+    schemas["Reply"] = Reply.model_json_schema(ref_template=_REF)
     schemas["Error"] = {
         "type": "object",
         "required": ["error", "message"],
@@ -164,6 +166,24 @@ def document() -> dict[str, Any]:
                 ],
             ),
             "/api/v1/conversations/{id}": _detail("A conversation with a page of messages.", True),
+            "/api/v1/conversations/{id}/messages": {
+                "post": {
+                    "summary": "Reply in the client's channel (queued, sent through the outbox).",
+                    "parameters": [_ID],
+                    "requestBody": {
+                        "required": True,
+                        "content": {
+                            "application/json": {"schema": {"$ref": "#/components/schemas/Reply"}}
+                        },
+                    },
+                    "responses": {
+                        "202": _json("Object", "Queued: message_id and delivery_status."),
+                        "404": _json("Error", "No such conversation."),
+                        "409": _json("Error", "The channel cannot reach this contact."),
+                        **_ERRORS,
+                    },
+                }
+            },
             "/api/v1/deals": _list(
                 "Deals, by funnel and stage.",
                 [

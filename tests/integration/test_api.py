@@ -379,3 +379,34 @@ async def test_deal_moves_through_its_funnel(
     assert topics.count("event.deal.stage_changed") == 4
     assert topics.count("event.deal.lost") == 1
     assert topics.count("event.deal.won") == 1
+
+
+async def test_reply_through_the_api_is_queued(
+    api: tuple[TestClient[Any, Any], dict[str, str]], db: Database
+) -> None:
+    client, auth = api
+    body = _body(
+        channel="telegram",
+        channel_account="bot",
+        sender={"identities": [{"kind": "telegram", "value": "99"}]},
+    )
+    created = await (await client.post("/api/v1/inbound", json=body, headers=auth)).json()
+    path = f"/api/v1/conversations/{created['conversation_id']}/messages"
+    queued = await client.post(path, json={"text": "Здравствуйте!"}, headers=auth)
+    assert queued.status == 202
+    message_id = (await queued.json())["message_id"]
+    stored = await db.read(lambda s: s.get(Message, message_id))
+    assert stored is not None
+    assert stored.direction == "out"
+    assert (await client.post(path, json={"text": ""}, headers=auth)).status == 400
+    missing = await client.post(
+        "/api/v1/conversations/999/messages", json={"text": "x"}, headers=auth
+    )
+    assert missing.status == 404
+    plain = await (await client.post("/api/v1/inbound", json=_body("api-1"), headers=auth)).json()
+    refused = await client.post(
+        f"/api/v1/conversations/{plain['conversation_id']}/messages",
+        json={"text": "x"},
+        headers=auth,
+    )
+    assert refused.status == 409

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 07:47:40.874695
+Create Date: 2026-11-27 08:17:39.322735
 """
 
 from __future__ import annotations
@@ -325,6 +325,7 @@ def upgrade() -> None:
         sa.Column("attachments", sa.JSON(), nullable=False),
         sa.Column("external_id", sa.String(length=200), nullable=True),
         sa.Column("delivery_status", sa.String(length=16), nullable=False),
+        sa.Column("delivery_error", sa.Text(), nullable=True),
         sa.Column("raw_ref", sa.String(length=500), nullable=True),
         sa.Column("occurred_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("created_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),

@@ -1,0 +1,239 @@
+"""Replies: a manager's message is stored as queued and leaves through the outbox.
+
+:func:`queue_reply` writes the outbound :class:`Message` (``queued``) and a
+``send.<channel>`` outbox row in one transaction. :class:`SendDispatcher` is the
+relay's handler for those rows: it hands an :class:`OutboundMessage` to the
+channel's :class:`ChannelSender` and records the outcome on the message
+(``sent`` with the channel's id, or ``failed`` with the reason), announcing each
+change as a ``message.status_changed`` event.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_core.clock import Clock
+from crm_core.contracts import (
+    Attachment,
+    ChannelSender,
+    IdentityRef,
+    OutboundMessage,
+    PermanentSendError,
+)
+from crm_core.db import Database
+from crm_core.enums import (
+    AuthorKind,
+    Channel,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    IdentityKind,
+)
+from crm_core.journal import Journal
+from crm_core.models import ChannelAccount, ContactIdentity, Conversation, Message
+from crm_core.outbox import OutboxItem
+
+log = logging.getLogger(__name__)
+SEND_TOPIC_PREFIX = "send."
+
+# Which identities a channel can reach a contact by.
+_REACHABLE: dict[Channel, tuple[IdentityKind, ...]] = {
+    Channel.TELEGRAM: (IdentityKind.TELEGRAM,),
+    Channel.EMAIL: (IdentityKind.EMAIL,),
+    Channel.PHONE: (IdentityKind.PHONE,),
+    Channel.SITE_CHAT: (IdentityKind.SITE_VISITOR,),
+}
+
+
+class ReplyError(ValueError):
+    """A reply that cannot be queued; the message says why."""
+
+
+def queue_reply(
+    session: Session,
+    journal: Journal,
+    conversation_id: int,
+    text: str,
+    *,
+    author_manager_id: int | None = None,
+    attachments: tuple[Attachment, ...] = (),
+) -> Message:
+    """Store the reply as queued and put its send in the outbox, in this transaction."""
+    conversation = session.get(Conversation, conversation_id, with_for_update=True)
+    if conversation is None:
+        raise LookupError(f"conversation {conversation_id} not found")
+    account = session.get(ChannelAccount, conversation.channel_account_id)
+    assert account is not None
+    channel = Channel(account.channel)
+    kinds = _REACHABLE.get(channel, ())
+    recipients = [
+        IdentityRef(IdentityKind(i.kind), i.value)
+        for i in session.scalars(
+            select(ContactIdentity)
+            .where(ContactIdentity.contact_id == conversation.contact_id)
+            .order_by(ContactIdentity.id)
+        )
+        if i.kind in kinds
+    ]
+    if not recipients:
+        raise ReplyError(f"the contact has no identity that the {channel.value} channel can reach")
+    last_inbound = session.scalar(
+        select(Message.external_id)
+        .where(Message.conversation_id == conversation.id, Message.direction == Direction.INBOUND)
+        .order_by(Message.id.desc())
+        .limit(1)
+    )
+    message = Message(
+        conversation_id=conversation.id,
+        channel_account_id=account.id,
+        direction=Direction.OUTBOUND,
+        author_kind=AuthorKind.MANAGER if author_manager_id else AuthorKind.SYSTEM,
+        author_manager_id=author_manager_id,
+        text=text,
+        attachments=[a.as_json() for a in attachments],
+        external_id=None,
+        delivery_status=DeliveryStatus.QUEUED,
+        raw_ref=None,
+        occurred_at=journal.now,
+        created_at=journal.now,
+    )
+    session.add(message)
+    if author_manager_id and conversation.first_response_at is None:
+        conversation.first_response_at = journal.now
+    if conversation.status == ConversationStatus.CLOSED:
+        conversation.status = ConversationStatus.OPEN
+        conversation.closed_at = None
+    conversation.last_message_at = journal.now
+    session.flush()
+    journal.enqueue(
+        SEND_TOPIC_PREFIX + channel.value,
+        f"send:{message.id}",
+        {
+            "message_id": message.id,
+            "conversation_id": conversation.id,
+            "channel": channel.value,
+            "channel_account": account.key,
+            "recipients": [{"kind": r.kind.value, "value": r.value} for r in recipients],
+            "text": text,
+            "attachments": message.attachments,
+            "in_reply_to": last_inbound,
+        },
+    )
+    journal.recorded_and_emitted(
+        "message.created",
+        "message",
+        message.id,
+        {
+            "message_id": message.id,
+            "conversation_id": conversation.id,
+            "contact_id": conversation.contact_id,
+            "channel": channel.value,
+            "direction": "out",
+        },
+    )
+    return message
+
+
+def outbound_from(payload: Mapping[str, Any]) -> OutboundMessage:
+    return OutboundMessage(
+        message_id=int(payload["message_id"]),
+        conversation_id=int(payload["conversation_id"]),
+        channel=Channel(payload["channel"]),
+        channel_account=str(payload["channel_account"]),
+        recipients=tuple(
+            IdentityRef(IdentityKind(r["kind"]), str(r["value"])) for r in payload["recipients"]
+        ),
+        text=str(payload["text"]),
+        attachments=tuple(Attachment(**a) for a in payload.get("attachments") or ()),
+        in_reply_to=payload.get("in_reply_to"),
+    )
+
+
+class SendDispatcher:
+    """The outbox handler of ``send.*`` rows: one sender per channel."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        senders: Mapping[Channel, ChannelSender],
+        max_attempts: int,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._senders = senders  # live: connectors register as they start
+        self._max_attempts = max_attempts
+
+    async def __call__(self, item: OutboxItem) -> None:
+        outbound = outbound_from(item.payload)
+        sender = self._senders.get(outbound.channel)
+        try:
+            if sender is None:
+                raise PermanentSendError(f"no connector runs for the {outbound.channel} channel")
+            receipt = await sender.send(outbound)
+        except PermanentSendError as exc:
+            await self._record(outbound.message_id, DeliveryStatus.FAILED, None, str(exc))
+            return
+        except Exception as exc:
+            if item.attempt >= self._max_attempts:
+                await self._record(
+                    outbound.message_id,
+                    DeliveryStatus.FAILED,
+                    None,
+                    f"gave up after {item.attempt} attempts: {exc}",
+                )
+                return
+            raise
+        await self._record(outbound.message_id, DeliveryStatus.SENT, receipt.external_id, None)
+
+    async def _record(
+        self, message_id: int, status: DeliveryStatus, external_id: str | None, error: str | None
+    ) -> None:
+        def work(session: Session) -> None:
+            record_delivery(
+                session,
+                Journal("system:outbox", self._clock.now()),
+                message_id,
+                status,
+                external_id=external_id,
+                error=error,
+            )
+
+        await self._db.write(work)
+
+
+def record_delivery(
+    session: Session,
+    journal: Journal,
+    message_id: int,
+    status: DeliveryStatus,
+    *,
+    external_id: str | None = None,
+    error: str | None = None,
+) -> None:
+    """Set a message's delivery status (a connector's later 'delivered' or 'read' too)."""
+    message = session.get(Message, message_id, with_for_update=True)
+    if message is None:
+        raise LookupError(f"message {message_id} not found")
+    message.delivery_status = status.value
+    if external_id is not None:
+        message.external_id = external_id
+    message.delivery_error = error
+    payload = {
+        "message_id": message.id,
+        "conversation_id": message.conversation_id,
+        "status": status.value,
+        "error": error,
+    }
+    journal.record("message.status_changed", "message", message.id, payload)
+    journal.enqueue(
+        "event.message.status_changed",
+        f"message.status_changed:{message.id}:{status.value}",
+        {"event": "message.status_changed", "occurred_at": journal.now.isoformat(), **payload},
+    )
+    journal.flush(session)
