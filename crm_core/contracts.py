@@ -133,6 +133,55 @@ class PermanentSendError(SendError):
     """A send that will never succeed (blocked by the user, no such address): not retried."""
 
 
+class RecipientUnreachableError(PermanentSendError):
+    """The channel says this identity can no longer be reached (a bot blocked, a bounce)."""
+
+    def __init__(self, identity: IdentityRef, reason: str) -> None:
+        super().__init__(reason)
+        self.identity = identity
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """A reading position of the message's channel account (an IMAP folder's UID...),
+    stored in the same transaction as the message that advances it."""
+
+    key: str
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """A client changed a message they sent: the stored text changes, the old is kept."""
+
+    channel: Channel
+    channel_account: str
+    external_id: str
+    text: str
+    edited_at: datetime
+
+
+class Ingestor(Protocol):
+    """What connectors and webhooks may ask of the core (``crm_core.ingest.IngestService``)."""
+
+    async def ingest(
+        self, message: InboundMessage, checkpoint: Checkpoint | None = None
+    ) -> IngestResult: ...
+
+    async def checkpoint(self, channel: Channel, channel_account: str, key: str) -> str | None:
+        """The stored value of a checkpoint, or None."""
+        ...
+
+    async def edit(self, edit: Edit) -> bool:
+        """Apply an edit; False when the original message is not stored."""
+        ...
+
+    async def mark_unreachable(self, identity: IdentityRef, reason: str) -> bool:
+        """Flag an identity the channel cannot reach any more; False when it is unknown."""
+        ...
+
+
 class ChannelSender(Protocol):
     """Implemented by each connector for its channel."""
 

@@ -17,18 +17,20 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from sqlalchemy import Connection, String, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from crm_core import channel_state
 from crm_core import tables as t
 from crm_core.clock import Clock
-from crm_core.contracts import IdentityRef, InboundMessage, IngestResult
+from crm_core.contracts import Checkpoint, Edit, IdentityRef, InboundMessage, IngestResult
 from crm_core.db import Database
 from crm_core.enums import (
     AuthorKind,
+    Channel,
     ConversationStatus,
     DeliveryStatus,
     Direction,
@@ -99,13 +101,23 @@ class IngestService:
         self._account_ids: dict[tuple[str, str], int] = {}
         self._first_stages: dict[str, tuple[float, int, int]] = {}
 
-    async def ingest(self, message: InboundMessage) -> IngestResult:
-        """Store ``message`` and all it implies; raises :class:`InvalidInboundError`."""
+    async def ingest(
+        self, message: InboundMessage, checkpoint: Checkpoint | None = None
+    ) -> IngestResult:
+        """Store ``message`` and all it implies; raises :class:`InvalidInboundError`.
+
+        A ``checkpoint`` (the reading position the message advances) is stored in the
+        same transaction, a repeat included.
+        """
         identities = self._normalized(message)
 
         def work(session: Session) -> tuple[IngestResult, int]:
-            run = _Ingestion(session, message, identities, self, Journal(ACTOR, self._clock.now()))
-            return run.execute(), run.account_id
+            journal = Journal(ACTOR, self._clock.now())
+            run = _Ingestion(session, message, identities, self, journal)
+            result = run.execute()
+            if checkpoint is not None:
+                channel_state.save_checkpoint(run.raw, run.account_id, checkpoint, journal.now)
+            return result, run.account_id
 
         for attempt in range(1, _RETRIES + 1):
             try:
@@ -122,6 +134,42 @@ class IngestService:
                 self._on_commit()
             return result
         raise AssertionError("unreachable")
+
+    async def checkpoint(self, channel: Channel, channel_account: str, key: str) -> str | None:
+        return await self._db.read(
+            partial(
+                channel_state.load_checkpoint,
+                channel=channel.value,
+                channel_account=channel_account,
+                key=key,
+            )
+        )
+
+    async def edit(self, edit: Edit) -> bool:
+        def work(session: Session) -> bool:
+            journal = Journal(ACTOR, self._clock.now())
+            found = channel_state.apply_edit(session, edit, journal)
+            journal.flush(session)
+            return found
+
+        found = await self._db.write(work)
+        if found and self._on_commit is not None:
+            self._on_commit()
+        return found
+
+    async def mark_unreachable(self, identity: IdentityRef, reason: str) -> bool:
+        canonical = normalize(identity, self.policy.default_region)
+
+        def work(session: Session) -> bool:
+            journal = Journal(ACTOR, self._clock.now())
+            found = channel_state.mark_unreachable(session, canonical, reason, journal)
+            journal.flush(session)
+            return found
+
+        found = await self._db.write(work)
+        if found and self._on_commit is not None:
+            self._on_commit()
+        return found
 
     def _normalized(self, message: InboundMessage) -> tuple[IdentityRef, ...]:
         if not message.identities:
@@ -198,6 +246,7 @@ def _known_identities(count: int) -> Prepared:
             t.contacts.c.name,
             t.contacts.c.company,
             t.contacts.c.segment,
+            t.identities.c.unreachable_at.is_not(None),
         )
         .join(t.contacts, t.contacts.c.id == t.identities.c.contact_id)
         .where(or_(*pairs))
@@ -264,6 +313,11 @@ def _insert(table: Table, *, returning_id: bool = True) -> Prepared:
 
 
 _INSERT_ACCOUNT = _insert(t.channel_accounts)
+_REACHABLE_AGAIN = Prepared(
+    update(t.identities)
+    .where(t.identities.c.kind == bindparam("kind"), t.identities.c.value == bindparam("value"))
+    .values(unreachable_at=None, unreachable_reason=None)
+)
 _INSERT_CONTACT = _insert(t.contacts)
 _INSERT_IDENTITY = _insert(t.identities, returning_id=False)
 _INSERT_TOUCH = _insert(t.touches)
@@ -391,6 +445,9 @@ class _Ingestion:
             params[f"kind{n}"] = identity.kind.value
             params[f"value{n}"] = identity.value
         known = lookup.all(self.raw, params)
+        for row in known:
+            if row[7]:  # the client wrote again: reachable again
+                _REACHABLE_AGAIN.execute(self.raw, {"kind": row[0], "value": row[1]})
         have = {(r[0], r[1]) for r in known}
         merged: list[int] = []
         if known:
@@ -416,6 +473,8 @@ class _Ingestion:
                 "kind": i.kind.value,
                 "value": i.value,
                 "created_at": self.now,
+                "unreachable_at": None,
+                "unreachable_reason": None,
             }
             for i in self.identities
             if (i.kind.value, i.value) not in have

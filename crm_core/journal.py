@@ -60,7 +60,7 @@ class Journal:
             }
         )
 
-    def emit(self, event: str, key: int, payload: dict[str, Any]) -> None:
+    def emit(self, event: str, key: int | str, payload: dict[str, Any]) -> None:
         """An event for subscribers (outbound webhooks, inbox push), keyed ``event:key``.
 
         ``key`` names this occurrence: the created entity's id, or the id of the
@@ -95,7 +95,7 @@ class Journal:
         entity_id: int,
         payload: dict[str, Any],
         *,
-        event_key: int | None = None,
+        event_key: int | str | None = None,
     ) -> None:
         """The common case: an audit entry and an event of the same name."""
         self.record(action, entity_type, entity_id, payload)

@@ -21,7 +21,7 @@ def alembic_config(database_url: str) -> Config:
     return config
 
 
-def upgrade(database_url: str, revision: str = "head") -> None:
+def upgrade(database_url: str, revision: str = "heads") -> None:
     """Bring the schema to ``revision``; runs its own event loop (call it outside one)."""
     command.upgrade(alembic_config(database_url), revision)
 

@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_core.channel_state import mark_unreachable
 from crm_core.clock import Clock
 from crm_core.contracts import (
     Attachment,
@@ -78,10 +79,13 @@ def queue_reply(
             .where(ContactIdentity.contact_id == conversation.contact_id)
             .order_by(ContactIdentity.id)
         )
-        if i.kind in kinds
+        if i.kind in kinds and i.unreachable_at is None
     ]
     if not recipients:
-        raise ReplyError(f"the contact has no identity that the {channel.value} channel can reach")
+        raise ReplyError(
+            f"the contact has no identity that the {channel.value} channel can reach "
+            "(or the client blocked it)"
+        )
     last_inbound = session.scalar(
         select(Message.external_id)
         .where(Message.conversation_id == conversation.id, Message.direction == Direction.INBOUND)
@@ -177,7 +181,13 @@ class SendDispatcher:
                 raise PermanentSendError(f"no connector runs for the {outbound.channel} channel")
             receipt = await sender.send(outbound)
         except PermanentSendError as exc:
-            await self._record(outbound.message_id, DeliveryStatus.FAILED, None, str(exc))
+            await self._record(
+                outbound.message_id,
+                DeliveryStatus.FAILED,
+                None,
+                str(exc),
+                unreachable=getattr(exc, "identity", None),
+            )
             return
         except Exception as exc:
             if item.attempt >= self._max_attempts:
@@ -192,16 +202,19 @@ class SendDispatcher:
         await self._record(outbound.message_id, DeliveryStatus.SENT, receipt.external_id, None)
 
     async def _record(
-        self, message_id: int, status: DeliveryStatus, external_id: str | None, error: str | None
+        self,
+        message_id: int,
+        status: DeliveryStatus,
+        external_id: str | None,
+        error: str | None,
+        unreachable: IdentityRef | None = None,
     ) -> None:
         def work(session: Session) -> None:
+            journal = Journal("system:outbox", self._clock.now())
+            if unreachable is not None and error is not None:
+                mark_unreachable(session, unreachable, error, journal)
             record_delivery(
-                session,
-                Journal("system:outbox", self._clock.now()),
-                message_id,
-                status,
-                external_id=external_id,
-                error=error,
+                session, journal, message_id, status, external_id=external_id, error=error
             )
 
         await self._db.write(work)

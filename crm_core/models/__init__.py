@@ -2,7 +2,13 @@
 
 from crm_core.models.base import Base, UTCDateTime
 from crm_core.models.contacts import Contact, ContactIdentity, ContactMerge, Touch
-from crm_core.models.conversations import ChannelAccount, Conversation, Message
+from crm_core.models.conversations import (
+    ChannelAccount,
+    ChannelCheckpoint,
+    Conversation,
+    Message,
+    MessageRevision,
+)
 from crm_core.models.deals import Deal, DealStageChange, Funnel, Stage, Task
 from crm_core.models.journal import AuditEntry, OutboxMessage
 from crm_core.models.people import ApiToken, Manager, Team
@@ -12,6 +18,7 @@ __all__ = [
     "AuditEntry",
     "Base",
     "ChannelAccount",
+    "ChannelCheckpoint",
     "Contact",
     "ContactIdentity",
     "ContactMerge",
@@ -21,6 +28,7 @@ __all__ = [
     "Funnel",
     "Manager",
     "Message",
+    "MessageRevision",
     "OutboxMessage",
     "Stage",
     "Task",

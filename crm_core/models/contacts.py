@@ -33,6 +33,8 @@ class ContactIdentity(Base):
     kind: Mapped[str] = mapped_column(String(24))
     value: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    unreachable_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    unreachable_reason: Mapped[str | None] = mapped_column(String(500))
 
 
 class Touch(Base):

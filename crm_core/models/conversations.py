@@ -65,3 +65,27 @@ class Message(Base):
     raw_ref: Mapped[str | None] = mapped_column(String(500))
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MessageRevision(Base):
+    """An earlier text of a message the client edited."""
+
+    __tablename__ = "message_revisions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    replaced_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ChannelCheckpoint(Base):
+    """A channel account's reading position, written with the messages it covers."""
+
+    __tablename__ = "channel_checkpoints"
+    __table_args__ = (UniqueConstraint("channel_account_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
+    key: Mapped[str] = mapped_column(String(120))
+    value: Mapped[str] = mapped_column(String(500))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -51,7 +51,9 @@ async def _conversation(db: Database, clock: ManualClock) -> tuple[int, int]:
     return result.conversation_id, managers[0]
 
 
-async def _reply(db: Database, clock: ManualClock, conversation_id: int, manager: int) -> int:
+async def _reply(
+    db: Database, clock: ManualClock, conversation_id: int, manager: int | None
+) -> int:
     def work(session: Session) -> int:
         journal = Journal(f"manager:{manager}", clock.now())
         message = queue_reply(

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-27 08:17:39.322735
+Create Date: 2026-11-27 08:20:29.883476
 """
 
 from __future__ import annotations
@@ -82,6 +82,23 @@ def upgrade() -> None:
         sa.Column("created_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_teams")),
         sa.UniqueConstraint("name", name=op.f("uq_teams_name")),
+    )
+    op.create_table(
+        "channel_checkpoints",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("channel_account_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.String(length=120), nullable=False),
+        sa.Column("value", sa.String(length=500), nullable=False),
+        sa.Column("updated_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["channel_account_id"],
+            ["channel_accounts.id"],
+            name=op.f("fk_channel_checkpoints_channel_account_id_channel_accounts"),
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_channel_checkpoints")),
+        sa.UniqueConstraint(
+            "channel_account_id", "key", name=op.f("uq_channel_checkpoints_channel_account_id_key")
+        ),
     )
     op.create_table(
         "managers",
@@ -165,6 +182,8 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(length=24), nullable=False),
         sa.Column("value", sa.String(length=320), nullable=False),
         sa.Column("created_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("unreachable_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("unreachable_reason", sa.String(length=500), nullable=True),
         sa.ForeignKeyConstraint(
             ["contact_id"], ["contacts.id"], name=op.f("fk_contact_identities_contact_id_contacts")
         ),
@@ -384,6 +403,22 @@ def upgrade() -> None:
         )
 
     op.create_table(
+        "message_revisions",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("message_id", sa.Integer(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("replaced_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["message_id"], ["messages.id"], name=op.f("fk_message_revisions_message_id_messages")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_message_revisions")),
+    )
+    with op.batch_alter_table("message_revisions", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_message_revisions_message_id"), ["message_id"], unique=False
+        )
+
+    op.create_table(
         "tasks",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
@@ -496,6 +531,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_tasks_assignee_id"))
 
     op.drop_table("tasks")
+    with op.batch_alter_table("message_revisions", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_message_revisions_message_id"))
+
+    op.drop_table("message_revisions")
     with op.batch_alter_table("deal_stage_changes", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_deal_stage_changes_deal_id"))
 
@@ -540,6 +579,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_managers_team_id"))
 
     op.drop_table("managers")
+    op.drop_table("channel_checkpoints")
     op.drop_table("teams")
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.drop_index("ix_outbox_due")
