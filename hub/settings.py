@@ -6,6 +6,7 @@ Built once by the CLI and passed in; nothing below ``hub`` reads the environment
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -36,6 +37,9 @@ class Settings:
     outbox_max_attempts: int = 12
     outbox_poll_seconds: float = 1.0
     token_cache_seconds: float = 10.0
+    # One table per channel, read by that channel's own setup module in hub/, e.g.
+    # [channels.telegram] ... ; from the environment as JSON (OMNIHUB_CHANNELS).
+    channels: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def is_sqlite(self) -> bool:
@@ -73,6 +77,14 @@ def _check(name: str, value: Any, where: str) -> Any:
     expected: type = type(default)
     if expected is float and isinstance(value, int):
         value = float(value)
+    if name == "channels":
+        if not isinstance(value, Mapping) or not all(
+            isinstance(v, Mapping) for v in value.values()
+        ):
+            raise SettingsError(
+                f"{where}: expected one table per channel, e.g. [channels.telegram]"
+            )
+        return dict(value)
     if isinstance(default, Mapping):
         if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
             raise SettingsError(f"{where}: expected a table of strings")
@@ -86,6 +98,11 @@ def _from_text(name: str, raw: str) -> Any:
     where = ENV_PREFIX + name.upper()
     spec = _FIELDS[name]
     default = spec.default if spec.default is not dataclasses.MISSING else {}
+    if name == "channels":
+        try:
+            return _check(name, json.loads(raw), where)
+        except json.JSONDecodeError as exc:
+            raise SettingsError(f"{where}: not valid JSON: {exc}") from exc
     try:
         if isinstance(default, bool):
             if raw.lower() not in {"1", "0", "true", "false", "yes", "no", "on", "off"}:

@@ -36,3 +36,16 @@ def test_unknown_or_mistyped_settings_are_refused_with_their_name(tmp_path: Path
         load_settings(config, env={})
     with pytest.raises(SettingsError, match="OMNIHUB_PORT"):
         load_settings(env={"OMNIHUB_PORT": "x"})
+
+
+def test_channel_tables_from_file_and_environment(tmp_path: Path) -> None:
+    config = tmp_path / "omnihub.toml"
+    config.write_text('[channels.telegram]\nbots = [{key = "sales"}]\n', encoding="utf-8")
+    assert load_settings(config, env={}).channels == {"telegram": {"bots": [{"key": "sales"}]}}
+    env = {"OMNIHUB_CHANNELS": '{"email": {"mailboxes": []}}'}
+    assert load_settings(env=env).channels == {"email": {"mailboxes": []}}
+    with pytest.raises(SettingsError, match="OMNIHUB_CHANNELS"):
+        load_settings(env={"OMNIHUB_CHANNELS": "{oops"})
+    config.write_text("[channels]\ntelegram = 5\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match="one table per channel"):
+        load_settings(config, env={})
