@@ -81,6 +81,11 @@ class InboundMessage:
     attribution: Attribution = field(default_factory=Attribution)
     funnel: str | None = None
     raw_ref: str | None = None
+    # Threading, for channels that have it (email): external ids of earlier messages of
+    # this channel account that this one answers, best first, and a conversation id
+    # from a token we put in our own messages (honoured only for the sender's contact).
+    thread_refs: tuple[str, ...] = ()
+    conversation_hint: int | None = None
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -321,3 +322,49 @@ async def test_one_survivor_can_absorb_several_contacts(
     assert merged == 2
     assert second.contact_id != third.contact_id
     assert await count_rows(db, OutboxMessage, OutboxMessage.topic == "event.contact.merged") == 2
+
+
+async def test_a_reply_joins_the_conversation_it_references(
+    service: IngestService, db: Database
+) -> None:
+    first = await service.ingest(
+        inbound(email("ivan@example.test"), channel="email", account="sales", external_id="<a@x>")
+    )
+
+    def close(session: Session) -> None:
+        conversation = session.get(Conversation, first.conversation_id)
+        assert conversation is not None
+        conversation.status = "closed"
+
+    await db.write(close)
+    # A colleague answers the thread from another address: it joins by reference.
+    colleague = inbound(
+        email("olga@example.test"), channel="email", account="sales", external_id="<b@x>"
+    )
+    reply = await service.ingest(replace(colleague, thread_refs=("<unknown@x>", "<a@x>")))
+    assert reply.conversation_id == first.conversation_id
+    status = await db.read(lambda s: s.get(Conversation, first.conversation_id).status)  # type: ignore[union-attr]
+    assert status == "open"
+    # A token in the subject is honoured only for the conversation's own contact.
+    stranger = await service.ingest(
+        replace(
+            inbound(email("eve@example.test"), channel="email", account="sales"),
+            conversation_hint=first.conversation_id,
+        )
+    )
+    assert stranger.conversation_id != first.conversation_id
+    own = await service.ingest(
+        replace(
+            inbound(email("ivan@example.test"), channel="email", account="sales"),
+            conversation_hint=first.conversation_id,
+        )
+    )
+    assert own.conversation_id == first.conversation_id
+    # Never by reference across channel accounts.
+    other = await service.ingest(
+        replace(
+            inbound(email("ivan@example.test"), channel="email", account="support"),
+            thread_refs=("<a@x>",),
+        )
+    )
+    assert other.conversation_id != first.conversation_id

@@ -1,0 +1,484 @@
+"""The steps of one ingest transaction, on the statements of :mod:`crm_core.ingest_sql`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import Connection, select, update
+from sqlalchemy.orm import Session
+
+from crm_core import ingest_sql as q
+from crm_core import tables as t
+from crm_core.contracts import IdentityRef, InboundMessage, IngestResult
+from crm_core.enums import (
+    AuthorKind,
+    ConversationStatus,
+    DeliveryStatus,
+    Direction,
+    IdentityKind,
+    TaskKind,
+    TaskStatus,
+)
+from crm_core.fastsql import Raw
+from crm_core.inbound import ACTOR, IngestPolicy, Router
+from crm_core.journal import Journal
+from crm_core.merge import merge_contacts
+from routing import Candidate, RouteDecision, RoutingRequest
+
+
+class IngestContext(Protocol):
+    """What a transaction needs from the service that runs it."""
+
+    policy: IngestPolicy
+    router: Router
+
+    def known_account(self, channel: str, key: str) -> int | None: ...
+
+    def funnel_code(self, message: InboundMessage) -> str: ...
+
+    def first_stage(self, connection: Connection, code: str) -> tuple[int, int]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Contact:
+    id: int
+    owner_id: int | None
+    name: str | None
+    company: str | None = None
+    segment: str | None = None
+
+
+class Ingestion:
+    """The steps of one ingest transaction."""
+
+    def __init__(
+        self,
+        session: Session,
+        message: InboundMessage,
+        identities: tuple[IdentityRef, ...],
+        service: IngestContext,
+        journal: Journal,
+    ) -> None:
+        self.session = session
+        self.db = session.connection()
+        self.raw = Raw(self.db)
+        self.message = message
+        self.identities = identities
+        self.service = service
+        self.journal = journal
+        self.now = journal.now
+        self.account_id = 0
+
+    def execute(self) -> IngestResult:
+        self.account_id = self._channel_account()
+        repeat = self._repeat()
+        if repeat is not None:
+            return repeat
+        contact, created, merged_ids = self._contact()
+        conversation_id, assignee_id, conversation_created = self._conversation(contact, created)
+        message_id = self._message(conversation_id, conversation_created)
+        deal_id, task_id = self._deal(contact, created, conversation_id, assignee_id)
+        self.journal.recorded_and_emitted(
+            "message.created",
+            "message",
+            message_id,
+            {
+                "message_id": message_id,
+                "conversation_id": conversation_id,
+                "contact_id": contact.id,
+                "channel": self.message.channel.value,
+            },
+        )
+        self.journal.flush(self.session, self.raw)
+        return IngestResult(
+            duplicate=False,
+            contact_id=contact.id,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            deal_id=deal_id,
+            task_id=task_id,
+            assignee_id=assignee_id,
+            contact_created=created,
+            conversation_created=conversation_created,
+            deal_created=deal_id is not None,
+            merged_contact_ids=merged_ids,
+        )
+
+    def _channel_account(self) -> int:
+        channel, key = self.message.channel.value, self.message.channel_account
+        known = self.service.known_account(channel, key)
+        if known is not None:
+            return known
+        found = q.ACCOUNT.scalar(self.raw, {"channel": channel, "key": key})
+        if found is not None:
+            return int(found)
+        account_id = int(
+            q.INSERT_ACCOUNT.scalar(
+                self.raw, {"channel": channel, "key": key, "title": key, "created_at": self.now}
+            )
+        )
+        self.journal.record(
+            "channel_account.created",
+            "channel_account",
+            account_id,
+            {"channel": channel, "key": key},
+        )
+        return account_id
+
+    def _repeat(self) -> IngestResult | None:
+        row = q.REPEAT.first(
+            self.raw, {"account": self.account_id, "external_id": self.message.external_id}
+        )
+        if row is None:
+            return None
+        return IngestResult(
+            duplicate=True,
+            contact_id=row[2],
+            conversation_id=row[1],
+            message_id=row[0],
+            assignee_id=row[3],
+        )
+
+    def _contact(self) -> tuple[_Contact, bool, tuple[int, ...]]:
+        lookup = q.known_identities(len(self.identities))
+        params: dict[str, str] = {}
+        for n, identity in enumerate(self.identities):
+            params[f"kind{n}"] = identity.kind.value
+            params[f"value{n}"] = identity.value
+        known = lookup.all(self.raw, params)
+        for row in known:
+            if row[7]:  # the client wrote again: reachable again
+                q.REACHABLE_AGAIN.execute(self.raw, {"kind": row[0], "value": row[1]})
+        have = {(r[0], r[1]) for r in known}
+        merged: list[int] = []
+        if known:
+            by_id = {r[2]: _Contact(*r[2:7]) for r in known}
+            survivor_id = min(by_id)  # the oldest contact survives
+            for other_id in sorted(by_id)[1:]:
+                reason = f"message {self.message.external_id} brought identities of both contacts"
+                merge_contacts(self.session, survivor_id, other_id, reason, self.journal)
+                merged.append(other_id)
+            if merged:
+                row = self.db.execute(q.CONTACT, {"id": survivor_id}).one()
+                contact = _Contact(*row)
+            else:
+                contact = by_id[survivor_id]
+            self._fill_blanks(contact)
+            created = False
+        else:
+            contact = self._new_contact()
+            created = True
+        missing = [
+            {
+                "contact_id": contact.id,
+                "kind": i.kind.value,
+                "value": i.value,
+                "created_at": self.now,
+                "unreachable_at": None,
+                "unreachable_reason": None,
+            }
+            for i in self.identities
+            if (i.kind.value, i.value) not in have
+        ]
+        if missing:
+            q.INSERT_IDENTITY.executemany(self.raw, missing)
+            for added in missing:
+                self.journal.record(
+                    "identity.added",
+                    "contact",
+                    contact.id,
+                    {"kind": added["kind"], "value": added["value"]},
+                )
+        return contact, created, tuple(merged)
+
+    def _new_contact(self) -> _Contact:
+        message = self.message
+        contact_id = int(
+            q.INSERT_CONTACT.scalar(
+                self.raw,
+                {
+                    "name": message.display_name,
+                    "company": message.company,
+                    "segment": message.segment.value if message.segment else None,
+                    "owner_id": None,
+                    "merged_into_id": None,
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                },
+            )
+        )
+        self.journal.recorded_and_emitted(
+            "contact.created",
+            "contact",
+            contact_id,
+            {"contact_id": contact_id, "name": message.display_name},
+        )
+        return _Contact(contact_id, None, message.display_name)
+
+    def _fill_blanks(self, contact: _Contact) -> None:
+        """A known contact gets the name, company and segment it did not have yet."""
+        message = self.message
+        changed = {
+            name: given
+            for name, given, current in (
+                ("name", message.display_name, contact.name),
+                ("company", message.company, contact.company),
+                ("segment", message.segment.value if message.segment else None, contact.segment),
+            )
+            if given is not None and current is None
+        }
+        if changed:
+            self.db.execute(
+                update(t.contacts)
+                .where(t.contacts.c.id == contact.id)
+                .values(**changed, updated_at=self.now)
+            )
+            self.journal.record("contact.updated", "contact", contact.id, changed)
+
+    def _conversation(self, contact: _Contact, new_contact: bool) -> tuple[int, int | None, bool]:
+        threaded = self._threaded(contact)
+        if threaded is not None:
+            if not self.message.attribution.is_empty():
+                self._touch(contact.id)
+            return threaded[0], threaded[1], False
+        if not new_contact:
+            row = q.LIVE_CONVERSATION.first(
+                self.raw, {"contact": contact.id, "account": self.account_id}
+            )
+            if row is not None:
+                if not self.message.attribution.is_empty():
+                    self._touch(contact.id)
+                return row[0], row[1], False
+        self._touch(contact.id)
+        decision = self._route(contact)
+        conversation_id = int(
+            q.INSERT_CONVERSATION.scalar(
+                self.raw,
+                {
+                    "contact_id": contact.id,
+                    "channel_account_id": self.account_id,
+                    "status": ConversationStatus.OPEN.value,
+                    "assignee_id": decision.manager_id,
+                    "team_id": decision.team_id,
+                    "routing_reason": decision.reason,
+                    "opened_at": self.message.occurred_at,
+                    "first_response_at": None,
+                    "last_message_at": self.message.occurred_at,
+                    "closed_at": None,
+                },
+            )
+        )
+        self.journal.recorded_and_emitted(
+            "conversation.created",
+            "conversation",
+            conversation_id,
+            {
+                "conversation_id": conversation_id,
+                "contact_id": contact.id,
+                "assignee_id": decision.manager_id,
+                "routing_reason": decision.reason,
+            },
+        )
+        return conversation_id, decision.manager_id, True
+
+    def _threaded(self, contact: _Contact) -> tuple[int, int | None] | None:
+        """The conversation this message answers, by its references or a conversation token."""
+        message = self.message
+        row = None
+        if message.thread_refs:
+            row = self.db.execute(
+                select(t.conversations.c.id, t.conversations.c.assignee_id)
+                .join(t.messages, t.messages.c.conversation_id == t.conversations.c.id)
+                .where(
+                    t.messages.c.channel_account_id == self.account_id,
+                    t.messages.c.external_id.in_(message.thread_refs),
+                )
+                .order_by(t.messages.c.id.desc())
+                .limit(1)
+            ).first()
+        if row is None and message.conversation_hint is not None:
+            row = self.db.execute(
+                select(t.conversations.c.id, t.conversations.c.assignee_id).where(
+                    t.conversations.c.id == message.conversation_hint,
+                    t.conversations.c.channel_account_id == self.account_id,
+                    t.conversations.c.contact_id == contact.id,
+                )
+            ).first()
+        if row is None:
+            return None
+        self.db.execute(
+            update(t.conversations)
+            .where(
+                t.conversations.c.id == row[0],
+                t.conversations.c.status == ConversationStatus.CLOSED.value,
+            )
+            .values(status=ConversationStatus.OPEN.value, closed_at=None)
+        )
+        return row[0], row[1]
+
+    def _touch(self, contact_id: int) -> None:
+        a = self.message.attribution
+        self.touch_id = int(
+            q.INSERT_TOUCH.scalar(
+                self.raw,
+                {
+                    "contact_id": contact_id,
+                    "channel": self.message.channel.value,
+                    "channel_account": self.message.channel_account,
+                    "utm_source": a.utm_source,
+                    "utm_medium": a.utm_medium,
+                    "utm_campaign": a.utm_campaign,
+                    "utm_content": a.utm_content,
+                    "utm_term": a.utm_term,
+                    "gclid": a.gclid,
+                    "yclid": a.yclid,
+                    "fbclid": a.fbclid,
+                    "referrer": a.referrer,
+                    "landing_page": a.landing_page,
+                    "occurred_at": self.message.occurred_at,
+                },
+            )
+        )
+
+    def _route(self, contact: _Contact) -> RouteDecision:
+        candidates = [
+            Candidate(
+                manager_id=r[0],
+                team_id=r[1],
+                available=True,
+                open_load=r[4],
+                capacity=r[2],
+                last_assigned_at=r[3],
+            )
+            for r in q.CANDIDATES.all(self.raw)
+        ]
+        request = RoutingRequest(
+            channel=self.message.channel.value,
+            channel_account=self.message.channel_account,
+            occurred_at=self.message.occurred_at,
+            returning_owner_id=contact.owner_id,
+        )
+        decision = self.service.router(request, candidates)
+        if decision.manager_id is not None:
+            q.MARK_ASSIGNED.execute(self.raw, {"manager": decision.manager_id, "now": self.now})
+            if contact.owner_id is None:
+                q.SET_OWNER.execute(self.raw, {"contact": contact.id, "owner": decision.manager_id})
+        return decision
+
+    def _message(self, conversation_id: int, conversation_created: bool) -> int:
+        message = self.message
+        message_id = int(
+            q.INSERT_MESSAGE.scalar(
+                self.raw,
+                {
+                    "conversation_id": conversation_id,
+                    "channel_account_id": self.account_id,
+                    "direction": Direction.INBOUND.value,
+                    "author_kind": AuthorKind.CONTACT.value,
+                    "author_manager_id": None,
+                    "text": message.text,
+                    "attachments": [a.as_json() for a in message.attachments],
+                    "external_id": message.external_id,
+                    "delivery_status": DeliveryStatus.RECEIVED.value,
+                    "delivery_error": None,
+                    "raw_ref": message.raw_ref,
+                    "occurred_at": message.occurred_at,
+                    "created_at": self.now,
+                },
+            )
+        )
+        if not conversation_created:
+            q.TOUCH_CONVERSATION.execute(
+                self.raw, {"conversation": conversation_id, "at": message.occurred_at}
+            )
+        return message_id
+
+    def _deal(
+        self, contact: _Contact, new_contact: bool, conversation_id: int, assignee_id: int | None
+    ) -> tuple[int | None, int | None]:
+        if not new_contact and q.OPEN_DEAL.first(self.raw, {"contact": contact.id}):
+            return None, None
+        code = self.service.funnel_code(self.message)
+        funnel_id, stage_id = self.service.first_stage(self.db, code)
+        owner_id = assignee_id or contact.owner_id
+        deal_id = int(
+            q.INSERT_DEAL.scalar(
+                self.raw,
+                {
+                    "contact_id": contact.id,
+                    "funnel_id": funnel_id,
+                    "stage_id": stage_id,
+                    "is_open": True,
+                    "title": self._deal_title(contact),
+                    "amount": None,
+                    "currency": "RUB",
+                    "owner_id": owner_id,
+                    "lost_reason": None,
+                    "source_touch_id": getattr(self, "touch_id", None),
+                    "conversation_id": conversation_id,
+                    "created_at": self.now,
+                    "updated_at": self.now,
+                    "closed_at": None,
+                },
+            )
+        )
+        q.INSERT_STAGE_CHANGE.execute(
+            self.raw,
+            {
+                "deal_id": deal_id,
+                "from_stage_id": None,
+                "to_stage_id": stage_id,
+                "actor": ACTOR,
+                "changed_at": self.now,
+            },
+        )
+        has_phone = any(i.kind is IdentityKind.PHONE for i in self.identities)
+        due_at = self.now + self.service.policy.first_task_due
+        task_id = int(
+            q.INSERT_TASK.scalar(
+                self.raw,
+                {
+                    "kind": (TaskKind.CALL if has_phone else TaskKind.FOLLOW_UP).value,
+                    "title": "Call the client back" if has_phone else "Answer the client",
+                    "status": TaskStatus.OPEN.value,
+                    "assignee_id": owner_id,
+                    "author_id": None,
+                    "due_at": due_at,
+                    "done_at": None,
+                    "contact_id": contact.id,
+                    "deal_id": deal_id,
+                    "conversation_id": conversation_id,
+                    "created_at": self.now,
+                },
+            )
+        )
+        self.journal.recorded_and_emitted(
+            "deal.created",
+            "deal",
+            deal_id,
+            {
+                "deal_id": deal_id,
+                "contact_id": contact.id,
+                "funnel": code,
+                "stage_id": stage_id,
+                "owner_id": owner_id,
+            },
+        )
+        self.journal.recorded_and_emitted(
+            "task.created",
+            "task",
+            task_id,
+            {
+                "task_id": task_id,
+                "deal_id": deal_id,
+                "assignee_id": owner_id,
+                "kind": TaskKind.CALL.value if has_phone else TaskKind.FOLLOW_UP.value,
+                "due_at": due_at.isoformat(),
+            },
+        )
+        return deal_id, task_id
+
+    def _deal_title(self, contact: _Contact) -> str:
+        who = contact.name or self.identities[0].value
+        return f"{who} — {self.message.channel.value}"[:300]
