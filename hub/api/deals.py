@@ -5,15 +5,15 @@ from __future__ import annotations
 from decimal import Decimal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from crm_core import queries
 from crm_core.deals import DealError, move_deal
 from crm_core.journal import Journal
 from hub.api.auth import TOKEN_OWNER
+from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
-from hub.api.inbound import invalid_body
 from hub.api.reads import path_id
 from hub.keys import CLOCK, DATABASE, RELAY
 
@@ -32,10 +32,7 @@ class StageMove(BaseModel):
 @routes.post("/api/v1/deals/{id}/stage")
 async def post_deal_stage(request: web.Request) -> web.Response:
     deal_id = path_id(request)
-    try:
-        move = StageMove.model_validate_json(await request.read())
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
+    move = await parse_body(request, StageMove)
     actor = request[TOKEN_OWNER].actor
     clock = request.app[CLOCK]
 

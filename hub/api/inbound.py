@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from crm_core.contracts import IngestResult
 from crm_core.ingest import InvalidInboundError
+from hub.api.bodies import parse_body
 from hub.api.errors import ApiError
 from hub.api.inbound_schema import InboundBody
 from hub.keys import CLOCK, INGEST
@@ -20,11 +20,7 @@ routes = web.RouteTableDef()
 async def post_inbound(request: web.Request) -> web.Response:
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
-    raw = await request.read()
-    try:
-        body = InboundBody.model_validate_json(raw)
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
+    body = await parse_body(request, InboundBody)
     message = body.to_message(request.app[CLOCK].now())
     try:
         result = await request.app[INGEST].ingest(message)
@@ -52,25 +48,3 @@ def _result_json(result: IngestResult) -> dict[str, Any]:
         "deal_created": result.deal_created,
         "merged_contact_ids": list(result.merged_contact_ids),
     }
-
-
-def invalid_body(exc: ValidationError) -> ApiError:
-    """A pydantic validation error as a 400 that names each bad field."""
-    errors = []
-    for error in exc.errors(include_url=False, include_input=False):
-        field = _field_path(error["loc"])
-        if error["type"] == "json_invalid":
-            return ApiError(400, "invalid_json", f"the body is not valid JSON: {error['msg']}")
-        if error["type"] == "model_type" and not error["loc"]:
-            return ApiError(400, "invalid_body", "the body must be a JSON object")
-        errors.append({"field": field, "message": error["msg"]})
-    first = errors[0]
-    summary = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
-    return ApiError(400, "invalid_body", summary, errors=errors)
-
-
-def _field_path(loc: tuple[int | str, ...]) -> str:
-    path = ""
-    for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path

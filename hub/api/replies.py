@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from crm_core.journal import Journal
 from crm_core.replies import ReplyError, queue_reply
 from hub.api.auth import TOKEN_OWNER
+from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
-from hub.api.inbound import invalid_body
 from hub.api.reads import path_id
 from hub.keys import CLOCK, DATABASE, RELAY
 
@@ -27,10 +27,7 @@ class Reply(BaseModel):
 @routes.post("/api/v1/conversations/{id}/messages")
 async def post_reply(request: web.Request) -> web.Response:
     conversation_id = path_id(request)
-    try:
-        reply = Reply.model_validate_json(await request.read())
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
+    reply = await parse_body(request, Reply)
     owner = request[TOKEN_OWNER]
     clock = request.app[CLOCK]
 
