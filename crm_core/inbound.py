@@ -6,9 +6,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from routing import Candidate, RouteDecision, RoutingRequest
+from routing import Candidate, Decision, RoutingEvent
 
-Router = Callable[[RoutingRequest, Sequence[Candidate]], RouteDecision]
+Router = Callable[[RoutingEvent, Sequence[Candidate]], Decision]
 ACTOR = "system:ingest"
 
 

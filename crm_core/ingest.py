@@ -29,7 +29,7 @@ from crm_core.inbound import ACTOR, IngestPolicy, InvalidInboundError, Router
 from crm_core.ingest_sql import FIRST_STAGE
 from crm_core.ingestion import Ingestion
 from crm_core.journal import Journal
-from routing import decide as round_robin
+from routing import everyone, route
 
 __all__ = ["ACTOR", "IngestPolicy", "IngestService", "InvalidInboundError"]
 
@@ -44,13 +44,13 @@ class IngestService:
         db: Database,
         clock: Clock,
         policy: IngestPolicy,
-        router: Router = round_robin,
+        router: Router | None = None,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self.policy = policy
-        self.router = router
+        self.router: Router = router or partial(route, config=everyone())
         self._on_commit = on_commit
         self._account_ids: dict[tuple[str, str], int] = {}
         self._first_stages: dict[str, tuple[float, int, int]] = {}
@@ -140,9 +140,10 @@ class IngestService:
     def known_account(self, channel: str, key: str) -> int | None:
         return self._account_ids.get((channel, key))
 
-    def funnel_code(self, message: InboundMessage) -> str:
+    def funnel_code(self, message: InboundMessage, rule_funnel: str | None) -> str:
         return (
             message.funnel
+            or rule_funnel
             or self.policy.funnel_by_channel.get(message.channel.value)
             or self.policy.default_funnel
         )

@@ -94,8 +94,16 @@ CANDIDATES = Prepared(
         t.managers.c.team_id,
         t.managers.c.capacity,
         t.managers.c.last_assigned_at,
+        t.teams.c.name,
         OPEN_LOAD,
-    ).where(t.managers.c.active.is_(True), t.managers.c.role == Role.MANAGER.value)
+    )
+    .outerjoin(t.teams, t.teams.c.id == t.managers.c.team_id)
+    .where(t.managers.c.active.is_(True), t.managers.c.role == Role.MANAGER.value)
+)
+STAGE_BY_CODE = Prepared(
+    select(t.stages.c.id).where(
+        t.stages.c.funnel_id == bindparam("funnel"), t.stages.c.code == bindparam("code")
+    )
 )
 OPEN_DEAL = Prepared(
     select(t.deals.c.id)

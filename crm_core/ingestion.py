@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Protocol
 
 from sqlalchemy import Connection, select, update
@@ -21,10 +23,13 @@ from crm_core.enums import (
     TaskStatus,
 )
 from crm_core.fastsql import Raw
-from crm_core.inbound import ACTOR, IngestPolicy, Router
+from crm_core.inbound import ACTOR, IngestPolicy, InvalidInboundError, Router
 from crm_core.journal import Journal
 from crm_core.merge import merge_contacts
-from routing import Candidate, RouteDecision, RoutingRequest
+from crm_core.replies import ReplyError, queue_reply
+from routing import Candidate, Decision, RoutingEvent, TaskSpec
+
+log = logging.getLogger(__name__)
 
 
 class IngestContext(Protocol):
@@ -35,7 +40,7 @@ class IngestContext(Protocol):
 
     def known_account(self, channel: str, key: str) -> int | None: ...
 
-    def funnel_code(self, message: InboundMessage) -> str: ...
+    def funnel_code(self, message: InboundMessage, rule_funnel: str | None) -> str: ...
 
     def first_stage(self, connection: Connection, code: str) -> tuple[int, int]: ...
 
@@ -69,6 +74,7 @@ class Ingestion:
         self.journal = journal
         self.now = journal.now
         self.account_id = 0
+        self.decision: Decision | None = None
 
     def execute(self) -> IngestResult:
         self.account_id = self._channel_account()
@@ -78,6 +84,8 @@ class Ingestion:
         contact, created, merged_ids = self._contact()
         conversation_id, assignee_id, conversation_created = self._conversation(contact, created)
         message_id = self._message(conversation_id, conversation_created)
+        if self.decision is not None and self.decision.auto_reply:
+            self._auto_reply(conversation_id, self.decision.auto_reply)
         deal_id, task_id = self._deal(contact, created, conversation_id, assignee_id)
         self.journal.recorded_and_emitted(
             "message.created",
@@ -251,7 +259,7 @@ class Ingestion:
                     self._touch(contact.id)
                 return row[0], row[1], False
         self._touch(contact.id)
-        decision = self._route(contact)
+        decision, team_id = self._route(contact, new_contact)
         conversation_id = int(
             q.INSERT_CONVERSATION.scalar(
                 self.raw,
@@ -260,8 +268,9 @@ class Ingestion:
                     "channel_account_id": self.account_id,
                     "status": ConversationStatus.OPEN.value,
                     "assignee_id": decision.manager_id,
-                    "team_id": decision.team_id,
+                    "team_id": team_id,
                     "routing_reason": decision.reason,
+                    "tags": list(decision.tags),
                     "opened_at": self.message.occurred_at,
                     "first_response_at": None,
                     "last_message_at": self.message.occurred_at,
@@ -341,30 +350,44 @@ class Ingestion:
             )
         )
 
-    def _route(self, contact: _Contact) -> RouteDecision:
+    def _route(self, contact: _Contact, new_contact: bool) -> tuple[Decision, int | None]:
+        """Ask routing; returns the decision and the database id of its team."""
         candidates = [
             Candidate(
                 manager_id=r[0],
                 team_id=r[1],
                 available=True,
-                open_load=r[4],
+                open_load=r[5],
                 capacity=r[2],
                 last_assigned_at=r[3],
+                team=r[4],
             )
             for r in q.CANDIDATES.all(self.raw)
         ]
-        request = RoutingRequest(
-            channel=self.message.channel.value,
-            channel_account=self.message.channel_account,
-            occurred_at=self.message.occurred_at,
-            returning_owner_id=contact.owner_id,
+        message = self.message
+        a = message.attribution
+        event = RoutingEvent(
+            channel=message.channel.value,
+            channel_account=message.channel_account,
+            occurred_at=message.occurred_at,
+            text=message.text,
+            utm_source=a.utm_source,
+            utm_medium=a.utm_medium,
+            utm_campaign=a.utm_campaign,
+            utm_content=a.utm_content,
+            utm_term=a.utm_term,
+            segment=message.segment.value if message.segment else None,
+            returning=not new_contact,
+            owner_id=contact.owner_id,
         )
-        decision = self.service.router(request, candidates)
+        decision = self.service.router(event, candidates)
+        self.decision = decision
         if decision.manager_id is not None:
             q.MARK_ASSIGNED.execute(self.raw, {"manager": decision.manager_id, "now": self.now})
             if contact.owner_id is None:
                 q.SET_OWNER.execute(self.raw, {"contact": contact.id, "owner": decision.manager_id})
-        return decision
+        team_id = next((c.team_id for c in candidates if c.team == decision.team), None)
+        return decision, team_id
 
     def _message(self, conversation_id: int, conversation_created: bool) -> int:
         message = self.message
@@ -399,9 +422,9 @@ class Ingestion:
     ) -> tuple[int | None, int | None]:
         if not new_contact and q.OPEN_DEAL.first(self.raw, {"contact": contact.id}):
             return None, None
-        code = self.service.funnel_code(self.message)
-        funnel_id, stage_id = self.service.first_stage(self.db, code)
+        code, funnel_id, stage_id = self._funnel_stage()
         owner_id = assignee_id or contact.owner_id
+        decision = self.decision
         deal_id = int(
             q.INSERT_DEAL.scalar(
                 self.raw,
@@ -416,6 +439,8 @@ class Ingestion:
                     "owner_id": owner_id,
                     "lost_reason": None,
                     "source_touch_id": getattr(self, "touch_id", None),
+                    "routing_reason": decision.reason if decision else None,
+                    "tags": list(decision.tags) if decision else [],
                     "conversation_id": conversation_id,
                     "created_at": self.now,
                     "updated_at": self.now,
@@ -433,26 +458,6 @@ class Ingestion:
                 "changed_at": self.now,
             },
         )
-        has_phone = any(i.kind is IdentityKind.PHONE for i in self.identities)
-        due_at = self.now + self.service.policy.first_task_due
-        task_id = int(
-            q.INSERT_TASK.scalar(
-                self.raw,
-                {
-                    "kind": (TaskKind.CALL if has_phone else TaskKind.FOLLOW_UP).value,
-                    "title": "Call the client back" if has_phone else "Answer the client",
-                    "status": TaskStatus.OPEN.value,
-                    "assignee_id": owner_id,
-                    "author_id": None,
-                    "due_at": due_at,
-                    "done_at": None,
-                    "contact_id": contact.id,
-                    "deal_id": deal_id,
-                    "conversation_id": conversation_id,
-                    "created_at": self.now,
-                },
-            )
-        )
         self.journal.recorded_and_emitted(
             "deal.created",
             "deal",
@@ -465,6 +470,73 @@ class Ingestion:
                 "owner_id": owner_id,
             },
         )
+        task_ids = [
+            self._task(spec, owner_id, contact.id, deal_id, conversation_id)
+            for spec in self._task_specs()
+        ]
+        return deal_id, task_ids[0]
+
+    def _funnel_stage(self) -> tuple[str, int, int]:
+        """The deal's funnel and stage: the message's own funnel, else the rule's, else the
+        channel's or the default; a rule naming a funnel or stage that does not exist falls
+        back (the client's message is never refused for a configuration slip)."""
+        rule_funnel = self.decision.funnel if self.decision else None
+        code = self.service.funnel_code(self.message, rule_funnel)
+        try:
+            funnel_id, stage_id = self.service.first_stage(self.db, code)
+        except InvalidInboundError:
+            if self.message.funnel or not rule_funnel:
+                raise
+            log.warning("routing rule names an unknown funnel %r; using the default", code)
+            code = self.service.funnel_code(self.message, None)
+            funnel_id, stage_id = self.service.first_stage(self.db, code)
+        wanted = self.decision.stage if self.decision else None
+        if wanted:
+            found = q.STAGE_BY_CODE.scalar(self.raw, {"funnel": funnel_id, "code": wanted})
+            if found is None:
+                log.warning("routing rule names stage %r, not in funnel %r", wanted, code)
+            else:
+                stage_id = int(found)
+        return code, funnel_id, stage_id
+
+    def _task_specs(self) -> tuple[TaskSpec, ...]:
+        if self.decision is not None and self.decision.tasks:
+            return self.decision.tasks
+        if any(i.kind is IdentityKind.PHONE for i in self.identities):
+            return (TaskSpec(TaskKind.CALL.value, "Call the client back", 0),)
+        return (TaskSpec(TaskKind.FOLLOW_UP.value, "Answer the client", 0),)
+
+    def _task(
+        self,
+        spec: TaskSpec,
+        owner_id: int | None,
+        contact_id: int,
+        deal_id: int,
+        conversation_id: int,
+    ) -> int:
+        due_at = self.now + (
+            timedelta(minutes=spec.due_minutes)
+            if spec.due_minutes
+            else self.service.policy.first_task_due
+        )
+        task_id = int(
+            q.INSERT_TASK.scalar(
+                self.raw,
+                {
+                    "kind": spec.kind,
+                    "title": spec.title,
+                    "status": TaskStatus.OPEN.value,
+                    "assignee_id": owner_id,
+                    "author_id": None,
+                    "due_at": due_at,
+                    "done_at": None,
+                    "contact_id": contact_id,
+                    "deal_id": deal_id,
+                    "conversation_id": conversation_id,
+                    "created_at": self.now,
+                },
+            )
+        )
         self.journal.recorded_and_emitted(
             "task.created",
             "task",
@@ -473,11 +545,17 @@ class Ingestion:
                 "task_id": task_id,
                 "deal_id": deal_id,
                 "assignee_id": owner_id,
-                "kind": TaskKind.CALL.value if has_phone else TaskKind.FOLLOW_UP.value,
+                "kind": spec.kind,
                 "due_at": due_at.isoformat(),
             },
         )
-        return deal_id, task_id
+        return task_id
+
+    def _auto_reply(self, conversation_id: int, text: str) -> None:
+        try:
+            queue_reply(self.session, self.journal, conversation_id, text)
+        except ReplyError as exc:
+            log.info("no auto-reply for conversation %s: %s", conversation_id, exc)
 
     def _deal_title(self, contact: _Contact) -> str:
         who = contact.name or self.identities[0].value

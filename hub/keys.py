@@ -13,6 +13,7 @@ from crm_core.ingest import IngestService
 from crm_core.outbox import OutboxRelay
 from hub.settings import Settings
 from hub.tokens import TokenCache
+from routing import RoutingConfig
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -22,3 +23,4 @@ EVENTS = web.AppKey("events", EventBus)
 RELAY = web.AppKey("relay", OutboxRelay)
 TOKENS = web.AppKey("tokens", TokenCache)
 SENDERS = web.AppKey("senders", dict[Channel, ChannelSender])
+ROUTING = web.AppKey("routing", RoutingConfig)

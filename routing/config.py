@@ -61,6 +61,8 @@ def _team(name: str, spec: Mapping[str, Any]) -> Team:
         hours=_hours(_mapping(hours, f"{where}.hours"), f"{where}.hours") if hours else ALWAYS_OPEN,
         sticky=bool(spec.get("sticky", True)),
         redirect_after_minutes=redirect,
+        include_unassigned=bool(spec.get("include_unassigned", False)),
+        all_managers=bool(spec.get("all_managers", False)),
     )
 
 

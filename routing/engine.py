@@ -13,12 +13,31 @@ from routing.rules import RoutingEvent, Rule, TaskSpec
 
 @dataclass(frozen=True, slots=True)
 class Team:
+    """A queue of managers. ``members`` lists manager ids in queue order; when it is
+    empty, the managers whose team is this one are the members (in id order), plus
+    the managers of no team when ``include_unassigned``; ``all_managers`` takes everyone."""
+
     name: str
-    members: tuple[int, ...]
+    members: tuple[int, ...] = ()
     mode: QueueMode = QueueMode.EVENLY
     hours: WorkingHours = ALWAYS_OPEN
     sticky: bool = True
     redirect_after_minutes: int | None = None
+    include_unassigned: bool = False
+    all_managers: bool = False
+
+    def queue(self, candidates: Sequence[Candidate]) -> tuple[int, ...]:
+        if self.members:
+            return self.members
+        return tuple(
+            sorted(
+                c.manager_id
+                for c in candidates
+                if self.all_managers
+                or c.team == self.name
+                or (self.include_unassigned and c.team is None)
+            )
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,7 +95,7 @@ def route(event: RoutingEvent, candidates: Sequence[Candidate], config: RoutingC
     own = _own_manager(event, team, candidates)
     if own is not None:
         return _decision(rule, team, own, (own,), "returning client, own manager")
-    manager, offered = pick(team.mode, team.members, candidates)
+    manager, offered = pick(team.mode, team.queue(candidates), candidates)
     if manager is None and not offered:
         how = "nobody available, waiting in queue"
     elif manager is None:
@@ -117,6 +136,12 @@ def _first_match(event: RoutingEvent, config: RoutingConfig) -> Rule:
         if rule.matches(event, config.teams[rule.team].hours.is_open(event.occurred_at)):
             return rule
     return config.rules[-1]
+
+
+def everyone(mode: QueueMode = QueueMode.EVENLY) -> RoutingConfig:
+    """The configuration with no rules of its own: every manager, one queue."""
+    team = Team("everyone", mode=mode, all_managers=True)
+    return RoutingConfig({team.name: team}, (Rule("default", team.name),))
 
 
 def _own_manager(event: RoutingEvent, team: Team, candidates: Sequence[Candidate]) -> int | None:

@@ -16,6 +16,7 @@ class Candidate:
     open_load: int
     capacity: int
     last_assigned_at: datetime | None
+    team: str | None = None
 
     @property
     def has_room(self) -> bool:

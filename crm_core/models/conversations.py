@@ -38,6 +38,7 @@ class Conversation(Base):
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
     routing_reason: Mapped[str | None] = mapped_column(String(500))
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
     first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_message_at: Mapped[datetime] = mapped_column(UTCDateTime())

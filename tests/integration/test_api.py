@@ -410,3 +410,25 @@ async def test_reply_through_the_api_is_queued(
         headers=auth,
     )
     assert refused.status == 409
+
+
+async def test_routing_rules_choose_funnel_tasks_and_tags(
+    api: tuple[TestClient[Any, Any], dict[str, str]], db: Database
+) -> None:
+    client, auth = api
+    body = _body("web-1", attribution={"utm_source": "vk", "utm_campaign": "webinar_oct"})
+    created = await (await client.post("/api/v1/inbound", json=body, headers=auth)).json()
+    deal = await (await client.get(f"/api/v1/deals/{created['deal_id']}", headers=auth)).json()
+    assert deal["tags"] == ["webinar"]
+    assert "webinar registrations" in deal["routing_reason"]
+    funnels = await (await client.get("/api/v1/funnels", headers=auth)).json()
+    webinar = next(f for f in funnels["items"] if f["code"] == "webinar")
+    assert deal["funnel_id"] == webinar["id"]
+    tasks = await (
+        await client.get(f"/api/v1/tasks?deal_id={created['deal_id']}", headers=auth)
+    ).json()
+    assert [t["title"] for t in tasks["items"]] == ["Confirm the webinar registration"]
+    conversation = await (
+        await client.get(f"/api/v1/conversations/{created['conversation_id']}", headers=auth)
+    ).json()
+    assert conversation["routing_reason"] == deal["routing_reason"]

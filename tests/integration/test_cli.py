@@ -135,3 +135,23 @@ def test_duplicate_manager_is_refused(tmp_path: Path) -> None:
     again = _omnihub(tmp_path, *args)
     assert again.returncode == 2
     assert "already exists" in again.stderr
+
+
+def test_a_routing_file_naming_an_unknown_team_stops_the_start(tmp_path: Path) -> None:
+    rules = tmp_path / "routing.yaml"
+    rules.write_text(
+        "teams: {Sales: {}}\nrules:\n  - {name: default, team: Saels}\n", encoding="utf-8"
+    )
+    env = {**_env(tmp_path), "OMNIHUB_ROUTING_FILE": str(rules)}
+    result = subprocess.run(
+        [*OMNIHUB, "run", "--port", str(_free_port())],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown team 'Saels'" in result.stderr
+    assert "Traceback" not in result.stderr

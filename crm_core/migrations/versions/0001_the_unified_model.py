@@ -230,6 +230,7 @@ def upgrade() -> None:
         sa.Column("assignee_id", sa.Integer(), nullable=True),
         sa.Column("team_id", sa.Integer(), nullable=True),
         sa.Column("routing_reason", sa.String(length=500), nullable=True),
+        sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("opened_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column(
             "first_response_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=True
@@ -303,6 +304,8 @@ def upgrade() -> None:
         sa.Column("owner_id", sa.Integer(), nullable=True),
         sa.Column("lost_reason", sa.String(length=500), nullable=True),
         sa.Column("source_touch_id", sa.Integer(), nullable=True),
+        sa.Column("routing_reason", sa.String(length=500), nullable=True),
+        sa.Column("tags", sa.JSON(), nullable=False),
         sa.Column("conversation_id", sa.Integer(), nullable=True),
         sa.Column("created_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),
