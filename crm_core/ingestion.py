@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import ingest_sql as q
 from crm_core import tables as t
+from crm_core import timers
 from crm_core.contracts import IdentityRef, InboundMessage, IngestResult
 from crm_core.enums import (
     AuthorKind,
@@ -273,11 +274,32 @@ class Ingestion:
                     "tags": list(decision.tags),
                     "opened_at": self.message.occurred_at,
                     "first_response_at": None,
+                    "sla_breached_at": None,
                     "last_message_at": self.message.occurred_at,
                     "closed_at": None,
                 },
             )
         )
+        if decision.redirect_after_minutes and decision.manager_id is not None:
+            timers.schedule(
+                self.raw,
+                timers.REDIRECT,
+                conversation_id,
+                decision.manager_id,
+                decision.team,
+                decision.redirect_after_minutes,
+                self.now,
+            )
+        if decision.sla_minutes:
+            timers.schedule(
+                self.raw,
+                timers.SLA,
+                conversation_id,
+                decision.manager_id,
+                decision.team,
+                decision.sla_minutes,
+                self.now,
+            )
         self.journal.recorded_and_emitted(
             "conversation.created",
             "conversation",
@@ -530,6 +552,7 @@ class Ingestion:
                     "author_id": None,
                     "due_at": due_at,
                     "done_at": None,
+                    "overdue_at": None,
                     "contact_id": contact_id,
                     "deal_id": deal_id,
                     "conversation_id": conversation_id,

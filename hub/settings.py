@@ -37,6 +37,7 @@ class Settings:
     outbox_max_attempts: int = 12
     outbox_poll_seconds: float = 1.0
     token_cache_seconds: float = 10.0
+    timer_poll_seconds: float = 5.0
     routing_file: str = ""  # YAML rules, teams and queues; empty: the shipped default
     # One table per channel, read by that channel's own setup module in hub/, e.g.
     # [channels.telegram] ... ; from the environment as JSON (OMNIHUB_CHANNELS).

@@ -6,7 +6,7 @@
 """
 
 from routing.config import ConfigError, load_config
-from routing.engine import Decision, RoutingConfig, Team, everyone, route
+from routing.engine import Decision, RoutingConfig, Team, everyone, redirect, route
 from routing.model import Candidate, RouteDecision, RoutingRequest
 from routing.queues import QueueMode
 from routing.round_robin import decide
@@ -27,5 +27,6 @@ __all__ = [
     "decide",
     "everyone",
     "load_config",
+    "redirect",
     "route",
 ]

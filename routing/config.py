@@ -50,9 +50,8 @@ def _team(name: str, spec: Mapping[str, Any]) -> Team:
         mode = QueueMode(spec.get("mode", "evenly"))
     except ValueError:
         raise ConfigError(f"{where}.mode", "one of evenly, strictly, to_all") from None
-    redirect = spec.get("redirect_after_minutes")
-    if redirect is not None and (not isinstance(redirect, int) or redirect <= 0):
-        raise ConfigError(f"{where}.redirect_after_minutes", "a positive number of minutes")
+    redirect = _minutes(spec, "redirect_after_minutes", where)
+    sla = _minutes(spec, "first_response_sla_minutes", where)
     hours = spec.get("hours")
     return Team(
         name=name,
@@ -61,9 +60,17 @@ def _team(name: str, spec: Mapping[str, Any]) -> Team:
         hours=_hours(_mapping(hours, f"{where}.hours"), f"{where}.hours") if hours else ALWAYS_OPEN,
         sticky=bool(spec.get("sticky", True)),
         redirect_after_minutes=redirect,
+        first_response_sla_minutes=sla,
         include_unassigned=bool(spec.get("include_unassigned", False)),
         all_managers=bool(spec.get("all_managers", False)),
     )
+
+
+def _minutes(spec: Mapping[str, Any], key: str, where: str) -> int | None:
+    value = spec.get(key)
+    if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value <= 0):
+        raise ConfigError(f"{where}.{key}", "a positive number of minutes")
+    return value
 
 
 def _hours(spec: Mapping[str, Any], where: str) -> WorkingHours:

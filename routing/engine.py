@@ -23,6 +23,7 @@ class Team:
     hours: WorkingHours = ALWAYS_OPEN
     sticky: bool = True
     redirect_after_minutes: int | None = None
+    first_response_sla_minutes: int | None = None
     include_unassigned: bool = False
     all_managers: bool = False
 
@@ -72,6 +73,8 @@ class Decision:
     tags: tuple[str, ...] = ()
     auto_reply: str | None = None
     opens_at: str | None = None
+    redirect_after_minutes: int | None = None
+    sla_minutes: int | None = None
 
 
 def route(event: RoutingEvent, candidates: Sequence[Candidate], config: RoutingConfig) -> Decision:
@@ -128,7 +131,21 @@ def _decision(
         tags=rule.tags,
         auto_reply=auto_reply if auto_reply is not None else rule.auto_reply,
         opens_at=opens_at,
+        redirect_after_minutes=team.redirect_after_minutes,
+        sla_minutes=team.first_response_sla_minutes,
     )
+
+
+def redirect(team: Team, current: int | None, candidates: Sequence[Candidate]) -> int | None:
+    """The next manager after ``current`` in the team's queue who is available and has
+    room, wrapping to the start of the queue when it is exhausted (None: nobody else)."""
+    queue = team.queue(candidates)
+    by_id = {c.manager_id: c for c in candidates}
+    start = queue.index(current) + 1 if current in queue else 0
+    for manager in queue[start:] + queue[:start]:
+        if manager != current and manager in by_id and by_id[manager].has_room:
+            return manager
+    return None
 
 
 def _first_match(event: RoutingEvent, config: RoutingConfig) -> Rule:

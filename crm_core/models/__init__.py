@@ -12,6 +12,8 @@ from crm_core.models.conversations import (
 from crm_core.models.deals import Deal, DealStageChange, Funnel, Stage, Task
 from crm_core.models.journal import AuditEntry, OutboxMessage
 from crm_core.models.people import ApiToken, Manager, Team
+from crm_core.models.timers import Timer
+from crm_core.models.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "ApiToken",
@@ -33,6 +35,9 @@ __all__ = [
     "Stage",
     "Task",
     "Team",
+    "Timer",
     "Touch",
     "UTCDateTime",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]

@@ -82,6 +82,7 @@ class Task(Base):
     author_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
     deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
     conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))

@@ -236,6 +236,9 @@ def upgrade() -> None:
             "first_response_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=True
         ),
         sa.Column(
+            "sla_breached_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column(
             "last_message_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False
         ),
         sa.Column("closed_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=True),
@@ -431,6 +434,7 @@ def upgrade() -> None:
         sa.Column("author_id", sa.Integer(), nullable=True),
         sa.Column("due_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("done_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("overdue_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=True),
         sa.Column("contact_id", sa.Integer(), nullable=True),
         sa.Column("deal_id", sa.Integer(), nullable=True),
         sa.Column("conversation_id", sa.Integer(), nullable=True),
@@ -458,6 +462,34 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_tasks_deal_id"), ["deal_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_tasks_due_at"), ["due_at"], unique=False)
         batch_op.create_index(batch_op.f("ix_tasks_status"), ["status"], unique=False)
+
+    op.create_table(
+        "timers",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("kind", sa.String(length=32), nullable=False),
+        sa.Column("conversation_id", sa.Integer(), nullable=False),
+        sa.Column("manager_id", sa.Integer(), nullable=True),
+        sa.Column("team", sa.String(length=120), nullable=True),
+        sa.Column("minutes", sa.Integer(), nullable=False),
+        sa.Column("due_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("fired_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("outcome", sa.String(length=500), nullable=True),
+        sa.Column("created_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["conversation_id"],
+            ["conversations.id"],
+            name=op.f("fk_timers_conversation_id_conversations"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["manager_id"], ["managers.id"], name=op.f("fk_timers_manager_id_managers")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_timers")),
+    )
+    with op.batch_alter_table("timers", schema=None) as batch_op:
+        batch_op.create_index("ix_timers_due", ["fired_at", "due_at"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_timers_conversation_id"), ["conversation_id"], unique=False
+        )
 
     _seed_default_funnels()
 
@@ -526,6 +558,11 @@ def _seed_default_funnels() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("timers", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_timers_conversation_id"))
+        batch_op.drop_index("ix_timers_due")
+
+    op.drop_table("timers")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_tasks_status"))
         batch_op.drop_index(batch_op.f("ix_tasks_due_at"))

@@ -1,0 +1,273 @@
+"""Timers of conversations, and the runner that fires each exactly once.
+
+* **redirect**: a conversation its manager has not answered within the team's
+  redirect timeout passes to the next manager of the queue (wrapping to its start);
+* **first-response SLA**: an unanswered conversation past the team's SLA is marked
+  breached and the head of sales gets a task;
+* **task overdue**: an open task past its due time is announced (``task.overdue``).
+
+A timer is a row; the runner marks it fired in the same transaction that acts on it
+(``UPDATE ... WHERE fired_at IS NULL``), so a restart, a second runner or a retry can
+neither lose nor repeat it. Time comes from the injected clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+from functools import partial
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from crm_core import ingest_sql as q
+from crm_core import tables as t
+from crm_core.clock import Clock
+from crm_core.db import Database
+from crm_core.enums import ConversationStatus, Role, TaskKind, TaskStatus
+from crm_core.fastsql import Prepared, Raw
+from crm_core.journal import Journal
+from crm_core.models import Conversation, Manager, Task, Timer
+from routing import Candidate, RoutingConfig, redirect
+
+log = logging.getLogger(__name__)
+ACTOR = "system:timers"
+REDIRECT = "redirect"
+SLA = "first_response_sla"
+
+_INSERT = Prepared.insert(
+    t.timers,
+    [
+        "kind",
+        "conversation_id",
+        "manager_id",
+        "team",
+        "minutes",
+        "due_at",
+        "fired_at",
+        "outcome",
+        "created_at",
+    ],
+)
+
+
+def schedule(
+    raw: Raw,
+    kind: str,
+    conversation_id: int,
+    manager_id: int | None,
+    team: str | None,
+    minutes: int,
+    now: datetime,
+) -> None:
+    _INSERT.execute(
+        raw,
+        {
+            "kind": kind,
+            "conversation_id": conversation_id,
+            "manager_id": manager_id,
+            "team": team,
+            "minutes": minutes,
+            "due_at": now + timedelta(minutes=minutes),
+            "fired_at": None,
+            "outcome": None,
+            "created_at": now,
+        },
+    )
+
+
+class TimerRunner:
+    def __init__(
+        self, db: Database, clock: Clock, routing: RoutingConfig, poll_seconds: float = 5.0
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._routing = routing
+        self._poll = poll_seconds
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("timer pass failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.sleep(self._poll)
+
+    async def run_once(self) -> int:
+        """Fire what is due; returns how many timers and overdue tasks acted."""
+        now = self._clock.now()
+        due = await self._db.read(
+            lambda s: list(
+                s.scalars(
+                    select(Timer.id)
+                    .where(Timer.fired_at.is_(None), Timer.due_at <= now)
+                    .order_by(Timer.due_at, Timer.id)
+                    .limit(500)
+                )
+            )
+        )
+        fired = 0
+        for timer_id in due:
+            fired += await self._db.write(partial(self._fire, timer_id=timer_id))
+        return fired + await self._db.write(self._overdue_tasks)
+
+    def _fire(self, session: Session, timer_id: int) -> int:
+        now = self._clock.now()
+        claimed = session.execute(
+            update(Timer).where(Timer.id == timer_id, Timer.fired_at.is_(None)).values(fired_at=now)
+        )
+        if claimed.rowcount != 1:  # type: ignore[attr-defined]
+            return 0  # another runner took it
+        timer = session.get(Timer, timer_id)
+        assert timer is not None
+        conversation = session.get(Conversation, timer.conversation_id, with_for_update=True)
+        assert conversation is not None
+        journal = Journal(ACTOR, now)
+        if conversation.first_response_at is not None:
+            timer.outcome = "answered in time"
+        elif conversation.status == ConversationStatus.CLOSED:
+            timer.outcome = "closed"
+        elif timer.kind == REDIRECT:
+            timer.outcome = self._redirect(session, timer, conversation, journal)
+        else:
+            timer.outcome = self._breach(session, conversation, journal)
+        journal.flush(session)
+        return 1
+
+    def _redirect(
+        self, session: Session, timer: Timer, conversation: Conversation, journal: Journal
+    ) -> str:
+        if conversation.assignee_id != timer.manager_id:
+            return "already moved"
+        team = self._routing.teams.get(timer.team or "")
+        if team is None:
+            return f"team {timer.team!r} is no longer configured"
+        raw = Raw(session.connection())
+        candidates = [
+            Candidate(
+                manager_id=r[0],
+                team_id=r[1],
+                available=True,
+                open_load=r[5],
+                capacity=r[2],
+                last_assigned_at=r[3],
+                team=r[4],
+            )
+            for r in q.CANDIDATES.all(raw)
+        ]
+        following = redirect(team, conversation.assignee_id, candidates)
+        # Try again after the same timeout, whoever has it then.
+        schedule(
+            raw,
+            REDIRECT,
+            conversation.id,
+            following or conversation.assignee_id,
+            timer.team,
+            timer.minutes,
+            journal.now,
+        )
+        if following is None:
+            return "nobody else available"
+        previous = conversation.assignee_id
+        conversation.assignee_id = following
+        conversation.routing_reason = (
+            f"redirected: manager {previous} did not answer within {timer.minutes} min"
+        )
+        session.execute(
+            update(Task)
+            .where(
+                Task.conversation_id == conversation.id,
+                Task.status == TaskStatus.OPEN,
+                Task.assignee_id == previous,
+            )
+            .values(assignee_id=following)
+        )
+        session.execute(
+            update(Manager).where(Manager.id == following).values(last_assigned_at=journal.now)
+        )
+        session.flush()
+        journal.recorded_and_emitted(
+            "conversation.reassigned",
+            "conversation",
+            conversation.id,
+            {
+                "conversation_id": conversation.id,
+                "from_manager_id": previous,
+                "assignee_id": following,
+                "reason": conversation.routing_reason,
+            },
+            event_key=f"{conversation.id}:{timer.id}",
+        )
+        return f"redirected from {previous} to {following}"
+
+    def _breach(self, session: Session, conversation: Conversation, journal: Journal) -> str:
+        conversation.sla_breached_at = journal.now
+        head = session.scalar(
+            select(Manager.id)
+            .where(Manager.role == Role.HEAD, Manager.active.is_(True))
+            .order_by(Manager.id)
+            .limit(1)
+        )
+        task = Task(
+            kind=TaskKind.FOLLOW_UP,
+            title=f"First response overdue: conversation {conversation.id}",
+            status=TaskStatus.OPEN,
+            assignee_id=head,
+            due_at=journal.now,
+            contact_id=conversation.contact_id,
+            conversation_id=conversation.id,
+            created_at=journal.now,
+        )
+        session.add(task)
+        session.flush()
+        journal.recorded_and_emitted(
+            "conversation.sla_breached",
+            "conversation",
+            conversation.id,
+            {
+                "conversation_id": conversation.id,
+                "assignee_id": conversation.assignee_id,
+                "task_id": task.id,
+            },
+        )
+        journal.recorded_and_emitted(
+            "task.created",
+            "task",
+            task.id,
+            {
+                "task_id": task.id,
+                "assignee_id": head,
+                "kind": task.kind,
+                "conversation_id": conversation.id,
+            },
+        )
+        return f"breached; task {task.id} for the head of sales"
+
+    def _overdue_tasks(self, session: Session) -> int:
+        now = self._clock.now()
+        rows = session.execute(
+            update(Task)
+            .where(Task.status == TaskStatus.OPEN, Task.due_at <= now, Task.overdue_at.is_(None))
+            .values(overdue_at=now)
+            .returning(Task.id, Task.assignee_id, Task.deal_id, Task.conversation_id)
+        ).all()
+        journal = Journal(ACTOR, now)
+        for task_id, assignee, deal_id, conversation_id in rows:
+            journal.recorded_and_emitted(
+                "task.overdue",
+                "task",
+                task_id,
+                {
+                    "task_id": task_id,
+                    "assignee_id": assignee,
+                    "deal_id": deal_id,
+                    "conversation_id": conversation_id,
+                },
+            )
+        journal.flush(session)
+        return len(rows)
