@@ -432,3 +432,50 @@ async def test_routing_rules_choose_funnel_tasks_and_tags(
         await client.get(f"/api/v1/conversations/{created['conversation_id']}", headers=auth)
     ).json()
     assert conversation["routing_reason"] == deal["routing_reason"]
+
+
+async def test_tasks_are_a_working_tool_with_history(
+    api: tuple[TestClient[Any, Any], dict[str, str]],
+) -> None:
+    client, auth = api
+    created = await (await client.post("/api/v1/inbound", json=_body(), headers=auth)).json()
+    made = await client.post(
+        "/api/v1/tasks",
+        headers=auth,
+        json={
+            "kind": "meeting",
+            "title": "Demo of the managed cluster",
+            "assignee_id": 1,
+            "due_at": "2026-03-03T10:00:00+03:00",
+            "deal_id": created["deal_id"],
+        },
+    )
+    assert made.status == 201
+    task = await made.json()
+    path = f"/api/v1/tasks/{task['id']}"
+    moved = await (
+        await client.patch(
+            path, headers=auth, json={"assignee_id": 2, "due_at": "2026-03-04T10:00:00+03:00"}
+        )
+    ).json()
+    assert moved["assignee_id"] == 2
+    done = await (await client.post(f"{path}/complete", headers=auth)).json()
+    assert done["status"] == "done"
+    assert done["done_at"] is not None
+    again = await (await client.post(f"{path}/reopen", headers=auth)).json()
+    assert (again["status"], again["done_at"]) == ("open", None)
+    history = (await (await client.get(path, headers=auth)).json())["history"]
+    assert [h["action"] for h in history] == [
+        "task.created",
+        "task.reassigned",
+        "task.completed",
+        "task.reopened",
+    ]
+    assert history[1]["changes"]["assignee_id"] == [1, 2]
+    nowhere = await client.post("/api/v1/tasks", headers=auth, json={"title": "Orphan"})
+    assert nowhere.status == 409
+    ghost = await client.patch(path, headers=auth, json={"assignee_id": 999})
+    assert ghost.status == 409
+    assert (await client.post("/api/v1/tasks/999/complete", headers=auth)).status == 404
+    naive = await client.patch(path, headers=auth, json={"due_at": "2026-03-04T10:00:00"})
+    assert naive.status == 400
