@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from sqlalchemy import select
@@ -10,6 +11,8 @@ from sqlalchemy.orm import Session
 from crm_core.enums import StageKind
 from crm_core.journal import Journal
 from crm_core.models import Deal, DealStageChange, Stage
+
+StageEntered = Callable[[Session, Journal, Deal, Stage], None]
 
 
 class DealError(ValueError):
@@ -24,8 +27,12 @@ def move_deal(
     *,
     lost_reason: str | None = None,
     amount: Decimal | None = None,
+    on_enter: StageEntered | None = None,
 ) -> Deal:
-    """Move the deal to ``stage_code`` of its own funnel; a no-op if it is there already."""
+    """Move the deal to ``stage_code`` of its own funnel; a no-op if it is there already.
+
+    ``on_enter`` (the funnel automation) runs after the move, in the same transaction.
+    """
     deal = session.get(Deal, deal_id, with_for_update=True)
     if deal is None:
         raise LookupError(f"deal {deal_id} not found")
@@ -68,4 +75,6 @@ def move_deal(
     if stage.kind != StageKind.OPEN:
         outcome = "deal.won" if stage.kind == StageKind.WON else "deal.lost"
         journal.emit(outcome, change.id, {**payload, "lost_reason": deal.lost_reason})
+    if on_enter is not None:
+        on_enter(session, journal, deal, stage)
     return deal

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from crm_core import channel_state
+from crm_core.automation import Automation
 from crm_core.clock import Clock
 from crm_core.contracts import Checkpoint, Edit, IdentityRef, InboundMessage, IngestResult
 from crm_core.db import Database
@@ -45,12 +46,14 @@ class IngestService:
         clock: Clock,
         policy: IngestPolicy,
         router: Router | None = None,
+        automation: Automation | None = None,
         on_commit: Callable[[], None] | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
         self.policy = policy
         self.router: Router = router or partial(route, config=everyone())
+        self.automation = automation or Automation()
         self._on_commit = on_commit
         self._account_ids: dict[tuple[str, str], int] = {}
         self._first_stages: dict[str, tuple[float, int, int]] = {}

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from crm_core import ingest_sql as q
 from crm_core import tables as t
 from crm_core import timers
+from crm_core.automation import Automation
 from crm_core.contracts import IdentityRef, InboundMessage, IngestResult
 from crm_core.enums import (
     AuthorKind,
@@ -38,6 +39,7 @@ class IngestContext(Protocol):
 
     policy: IngestPolicy
     router: Router
+    automation: Automation
 
     def known_account(self, channel: str, key: str) -> int | None: ...
 
@@ -442,8 +444,14 @@ class Ingestion:
     def _deal(
         self, contact: _Contact, new_contact: bool, conversation_id: int, assignee_id: int | None
     ) -> tuple[int | None, int | None]:
-        if not new_contact and q.OPEN_DEAL.first(self.raw, {"contact": contact.id}):
-            return None, None
+        if not new_contact:
+            open_deal = q.OPEN_DEAL.first(self.raw, {"contact": contact.id})
+            if open_deal is not None:
+                if self.service.automation.listens("client_replied"):
+                    self.service.automation.fire(
+                        self.session, self.journal, "client_replied", int(open_deal[0])
+                    )
+                return None, None
         code, funnel_id, stage_id = self._funnel_stage()
         owner_id = assignee_id or contact.owner_id
         decision = self.decision

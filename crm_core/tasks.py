@@ -13,6 +13,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_core.automation import Automation
 from crm_core.enums import TaskKind, TaskStatus
 from crm_core.journal import Journal
 from crm_core.models import AuditEntry, Contact, Conversation, Deal, Manager, Task
@@ -114,7 +115,10 @@ def change_task(session: Session, journal: Journal, task_id: int, change: TaskCh
     return task
 
 
-def complete_task(session: Session, journal: Journal, task_id: int) -> Task:
+def complete_task(
+    session: Session, journal: Journal, task_id: int, automation: Automation | None = None
+) -> Task:
+    """Done; the funnel automation may move the task's deal (a ``task_completed`` trigger)."""
     task = _task(session, task_id)
     if task.status == TaskStatus.DONE:
         return task
@@ -127,6 +131,9 @@ def complete_task(session: Session, journal: Journal, task_id: int) -> Task:
         {"task_id": task.id, "deal_id": task.deal_id, "assignee_id": task.assignee_id},
         event_key=f"{task.id}:{uuid.uuid4().hex}",
     )
+    if automation is not None and task.deal_id and automation.listens("task_completed"):
+        session.flush()
+        automation.fire(session, journal, "task_completed", task.deal_id, task_kind=task.kind)
     return task
 
 

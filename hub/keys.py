@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from crm_core.automation import Automation
 from crm_core.clock import Clock
 from crm_core.contracts import ChannelSender
 from crm_core.db import Database
@@ -24,3 +25,4 @@ RELAY = web.AppKey("relay", OutboxRelay)
 TOKENS = web.AppKey("tokens", TokenCache)
 SENDERS = web.AppKey("senders", dict[Channel, ChannelSender])
 ROUTING = web.AppKey("routing", RoutingConfig)
+AUTOMATION = web.AppKey("automation", Automation)

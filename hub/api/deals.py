@@ -15,7 +15,7 @@ from hub.api.auth import TOKEN_OWNER
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
 from hub.api.reads import path_id
-from hub.keys import CLOCK, DATABASE, RELAY
+from hub.keys import AUTOMATION, CLOCK, DATABASE, RELAY
 
 routes = web.RouteTableDef()
 
@@ -35,11 +35,18 @@ async def post_deal_stage(request: web.Request) -> web.Response:
     move = await parse_body(request, StageMove)
     actor = request[TOKEN_OWNER].actor
     clock = request.app[CLOCK]
+    automation = request.app[AUTOMATION]
 
     def work(session: Session) -> queries.Row:
         journal = Journal(actor, clock.now())
         move_deal(
-            session, deal_id, move.stage, journal, lost_reason=move.lost_reason, amount=move.amount
+            session,
+            deal_id,
+            move.stage,
+            journal,
+            lost_reason=move.lost_reason,
+            amount=move.amount,
+            on_enter=automation.on_enter,
         )
         journal.flush(session)
         detail = queries.deal_detail(session, deal_id)
