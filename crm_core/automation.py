@@ -187,8 +187,7 @@ def load_automation(data: Mapping[str, Any] | None) -> Automation:
     triggers = []
     for i, spec in enumerate(_list(data.get("triggers", []), "automation.triggers")):
         where = f"automation.triggers[{i}]"
-        # YAML 1.1 reads a bare ``on:`` key as the boolean true.
-        on = spec.get("on", spec.get(True))
+        on = spec.get("on")
         if on not in _EVENTS:
             raise AutomationError(f"{where}.on", "one of " + ", ".join(_EVENTS))
         triggers.append(

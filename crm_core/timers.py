@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 
@@ -80,8 +81,13 @@ def schedule(
 
 class TimerRunner:
     def __init__(
-        self, db: Database, clock: Clock, routing: RoutingConfig, poll_seconds: float = 5.0
+        self,
+        db: Database,
+        clock: Clock,
+        routing: Callable[[], RoutingConfig],
+        poll_seconds: float = 5.0,
     ) -> None:
+        """``routing`` gives the configuration in force (it can change while the hub runs)."""
         self._db = db
         self._clock = clock
         self._routing = routing
@@ -144,7 +150,7 @@ class TimerRunner:
     ) -> str:
         if conversation.assignee_id != timer.manager_id:
             return "already moved"
-        team = self._routing.teams.get(timer.team or "")
+        team = self._routing().teams.get(timer.team or "")
         if team is None:
             return f"team {timer.team!r} is no longer configured"
         raw = Raw(session.connection())

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from crm_core.automation import Automation
 from crm_core.clock import Clock
 from crm_core.contracts import ChannelSender
 from crm_core.db import Database
@@ -12,9 +11,9 @@ from crm_core.enums import Channel
 from crm_core.events import EventBus
 from crm_core.ingest import IngestService
 from crm_core.outbox import OutboxRelay
+from hub.routing_setup import RoutingState
 from hub.settings import Settings
 from hub.tokens import TokenCache
-from routing import RoutingConfig
 
 SETTINGS = web.AppKey("settings", Settings)
 CLOCK = web.AppKey("clock", Clock)
@@ -24,5 +23,4 @@ EVENTS = web.AppKey("events", EventBus)
 RELAY = web.AppKey("relay", OutboxRelay)
 TOKENS = web.AppKey("tokens", TokenCache)
 SENDERS = web.AppKey("senders", dict[Channel, ChannelSender])
-ROUTING = web.AppKey("routing", RoutingConfig)
-AUTOMATION = web.AppKey("automation", Automation)
+ROUTING = web.AppKey("routing", RoutingState)

@@ -1,6 +1,7 @@
 """The ORM tables of the unified model (SQLAlchemy 2)."""
 
 from crm_core.models.base import Base, UTCDateTime
+from crm_core.models.configuration import RoutingDocument
 from crm_core.models.contacts import Contact, ContactIdentity, ContactMerge, Touch
 from crm_core.models.conversations import (
     ChannelAccount,
@@ -32,6 +33,7 @@ __all__ = [
     "Message",
     "MessageRevision",
     "OutboxMessage",
+    "RoutingDocument",
     "Stage",
     "Task",
     "Team",

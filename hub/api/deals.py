@@ -15,7 +15,7 @@ from hub.api.auth import TOKEN_OWNER
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
 from hub.api.reads import path_id
-from hub.keys import AUTOMATION, CLOCK, DATABASE, RELAY
+from hub.keys import CLOCK, DATABASE, RELAY, ROUTING
 
 routes = web.RouteTableDef()
 
@@ -35,7 +35,7 @@ async def post_deal_stage(request: web.Request) -> web.Response:
     move = await parse_body(request, StageMove)
     actor = request[TOKEN_OWNER].actor
     clock = request.app[CLOCK]
-    automation = request.app[AUTOMATION]
+    automation = request.app[ROUTING].automation
 
     def work(session: Session) -> queries.Row:
         journal = Journal(actor, clock.now())

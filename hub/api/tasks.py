@@ -25,7 +25,7 @@ from hub.api.auth import TOKEN_OWNER
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
 from hub.api.reads import path_id
-from hub.keys import AUTOMATION, CLOCK, DATABASE, RELAY
+from hub.keys import CLOCK, DATABASE, RELAY, ROUTING
 
 routes = web.RouteTableDef()
 _STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
@@ -121,7 +121,7 @@ async def patch_task(request: web.Request) -> web.Response:
 @routes.post("/api/v1/tasks/{id}/complete")
 async def post_complete(request: web.Request) -> web.Response:
     task_id = path_id(request)
-    automation = request.app[AUTOMATION]
+    automation = request.app[ROUTING].automation
     return await _run(request, lambda s, j: complete_task(s, j, task_id, automation))
 
 

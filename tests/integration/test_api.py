@@ -479,3 +479,46 @@ async def test_tasks_are_a_working_tool_with_history(
     assert (await client.post("/api/v1/tasks/999/complete", headers=auth)).status == 404
     naive = await client.patch(path, headers=auth, json={"due_at": "2026-03-04T10:00:00"})
     assert naive.status == 400
+
+
+async def test_routing_is_edited_through_the_api_all_or_nothing(
+    api: tuple[TestClient[Any, Any], dict[str, str]],
+    database_url: str,
+    clock: ManualClock,
+    aiohttp_client: ClientFactory,
+) -> None:
+    client, auth = api
+    current = await (await client.get("/api/v1/routing", headers=auth)).json()
+    assert current["source"].startswith("file:")
+    document = current["document"]
+    document["rules"].insert(
+        0, {"name": "vip", "team": "Sales", "funnel": "conference", "when": {"keywords": ["vip"]}}
+    )
+    broken = {**document, "rules": [*document["rules"], {"name": "x", "team": "Nobody"}]}
+    refused = await client.put("/api/v1/routing", json=broken, headers=auth)
+    assert refused.status == 400
+    error = await refused.json()
+    assert "Nobody" in error["message"]
+    assert error["errors"][0]["field"].endswith(".team")
+    assert (await client.put("/api/v1/routing", data=b"{", headers=auth)).status == 400
+    vip = _body("vip-1", text="I am a VIP client")
+    created = await (await client.post("/api/v1/inbound", json=vip, headers=auth)).json()
+    deal = await (await client.get(f"/api/v1/deals/{created['deal_id']}", headers=auth)).json()
+    assert "vip" not in deal["routing_reason"]  # the refused edit changed nothing
+
+    accepted = await client.put("/api/v1/routing", json=document, headers=auth)
+    assert accepted.status == 200
+    other = _body(
+        "vip-2",
+        text="VIP again",
+        sender={"identities": [{"kind": "phone", "value": "+7 916 000 00 77"}]},
+    )
+    created = await (await client.post("/api/v1/inbound", json=other, headers=auth)).json()
+    deal = await (await client.get(f"/api/v1/deals/{created['deal_id']}", headers=auth)).json()
+    assert "'vip'" in deal["routing_reason"]
+
+    # A restarted hub keeps the edited routing.
+    restarted = await aiohttp_client(create_app(Settings(database_url=database_url), clock=clock))
+    kept = await (await restarted.get("/api/v1/routing", headers=auth)).json()
+    assert kept["source"] == "api"
+    assert kept["document"]["rules"][0]["name"] == "vip"

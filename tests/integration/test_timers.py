@@ -72,7 +72,7 @@ async def test_redirects_walk_the_queue_and_the_sla_breaches_once_across_restart
     for _step in range(3):
         clock.advance(timedelta(minutes=10))
         db = Database(database_url)  # ... and starts again, with a new runner
-        runner = TimerRunner(db, clock, config)
+        runner = TimerRunner(db, clock, lambda: config)
         await runner.run_once()
         await runner.run_once()  # a second pass finds nothing left to fire
         conversation = await db.read(lambda s: s.get(Conversation, first.conversation_id))
@@ -83,7 +83,7 @@ async def test_redirects_walk_the_queue_and_the_sla_breaches_once_across_restart
     assert assignees == [members[1], members[2], members[0]]
 
     db = Database(database_url)
-    runner = TimerRunner(db, clock, config)
+    runner = TimerRunner(db, clock, lambda: config)
     assert await _topics(db, "event.conversation.reassigned") == 3
     breached = await db.read(lambda s: s.get(Conversation, first.conversation_id))
     assert breached is not None
@@ -125,7 +125,7 @@ async def test_an_answered_conversation_is_not_redirected(db: Database, clock: M
 
     await db.write(answer)
     clock.advance(timedelta(minutes=60))
-    await TimerRunner(db, clock, config).run_once()
+    await TimerRunner(db, clock, lambda: config).run_once()
     conversation = await db.read(lambda s: s.get(Conversation, result.conversation_id))
     assert conversation is not None
     assert conversation.assignee_id == members[0]

@@ -491,6 +491,15 @@ def upgrade() -> None:
             batch_op.f("ix_timers_conversation_id"), ["conversation_id"], unique=False
         )
 
+    op.create_table(
+        "routing_documents",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("document", sa.JSON(), nullable=False),
+        sa.Column("actor", sa.String(length=64), nullable=False),
+        sa.Column("created_at", crm_core.models.base.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_routing_documents")),
+    )
+
     _seed_default_funnels()
 
 
@@ -558,6 +567,7 @@ def _seed_default_funnels() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("routing_documents")
     with op.batch_alter_table("timers", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_timers_conversation_id"))
         batch_op.drop_index("ix_timers_due")
