@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import Connection, select, update
@@ -291,6 +291,19 @@ class Ingestion:
                 decision.team,
                 decision.redirect_after_minutes,
                 self.now,
+            )
+        if decision.manager_id is None and not decision.offered_to:
+            # Waiting: at the team's opening, or again in a few minutes.
+            opens = datetime.fromisoformat(decision.opens_at) if decision.opens_at else None
+            timers.schedule(
+                self.raw,
+                timers.QUEUE,
+                conversation_id,
+                None,
+                decision.team,
+                0 if opens else timers.QUEUE_RETRY_MINUTES,
+                self.now,
+                due_at=opens,
             )
         if decision.sla_minutes:
             timers.schedule(

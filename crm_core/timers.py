@@ -32,11 +32,14 @@ from crm_core.fastsql import Prepared, Raw
 from crm_core.journal import Journal
 from crm_core.models import Conversation, Manager, Task, Timer
 from routing import Candidate, RoutingConfig, redirect
+from routing.queues import pick
 
 log = logging.getLogger(__name__)
 ACTOR = "system:timers"
 REDIRECT = "redirect"
 SLA = "first_response_sla"
+QUEUE = "queue"  # a waiting conversation: try to assign it (at opening, or again later)
+QUEUE_RETRY_MINUTES = 5
 
 _INSERT = Prepared.insert(
     t.timers,
@@ -62,7 +65,9 @@ def schedule(
     team: str | None,
     minutes: int,
     now: datetime,
+    due_at: datetime | None = None,
 ) -> None:
+    """A timer ``minutes`` from ``now`` (or at ``due_at``)."""
     _INSERT.execute(
         raw,
         {
@@ -71,7 +76,7 @@ def schedule(
             "manager_id": manager_id,
             "team": team,
             "minutes": minutes,
-            "due_at": now + timedelta(minutes=minutes),
+            "due_at": due_at or now + timedelta(minutes=minutes),
             "fired_at": None,
             "outcome": None,
             "created_at": now,
@@ -138,6 +143,8 @@ class TimerRunner:
             timer.outcome = "answered in time"
         elif conversation.status == ConversationStatus.CLOSED:
             timer.outcome = "closed"
+        elif timer.kind == QUEUE:
+            timer.outcome = self._assign_waiting(session, timer, conversation, journal)
         elif timer.kind == REDIRECT:
             timer.outcome = self._redirect(session, timer, conversation, journal)
         else:
@@ -154,19 +161,7 @@ class TimerRunner:
         if team is None:
             return f"team {timer.team!r} is no longer configured"
         raw = Raw(session.connection())
-        candidates = [
-            Candidate(
-                manager_id=r[0],
-                team_id=r[1],
-                available=True,
-                open_load=r[5],
-                capacity=r[2],
-                last_assigned_at=r[3],
-                team=r[4],
-            )
-            for r in q.CANDIDATES.all(raw)
-        ]
-        following = redirect(team, conversation.assignee_id, candidates)
+        following = redirect(team, conversation.assignee_id, self._candidates(raw))
         # Try again after the same timeout, whoever has it then.
         schedule(
             raw,
@@ -210,6 +205,79 @@ class TimerRunner:
             event_key=f"{conversation.id}:{timer.id}",
         )
         return f"redirected from {previous} to {following}"
+
+    def _assign_waiting(
+        self, session: Session, timer: Timer, conversation: Conversation, journal: Journal
+    ) -> str:
+        if conversation.assignee_id is not None:
+            return "already assigned"
+        team = self._routing().teams.get(timer.team or "")
+        if team is None:
+            return f"team {timer.team!r} is no longer configured"
+        raw = Raw(session.connection())
+        if not team.hours.is_open(journal.now):
+            opening = team.hours.next_opening(journal.now)
+            schedule(raw, QUEUE, conversation.id, None, team.name, 0, journal.now, due_at=opening)
+            return "still closed"
+        candidates = self._candidates(raw)
+        chosen, offered = pick(team.mode, team.queue(candidates), candidates)
+        if chosen is None and offered:
+            return f"offered to all {len(offered)} available"
+        if chosen is None:
+            schedule(raw, QUEUE, conversation.id, None, team.name, QUEUE_RETRY_MINUTES, journal.now)
+            return "nobody available yet"
+        conversation.assignee_id = chosen
+        conversation.routing_reason = f"taken from the queue of team {team.name!r}"
+        session.execute(
+            update(Task)
+            .where(
+                Task.conversation_id == conversation.id,
+                Task.status == TaskStatus.OPEN,
+                Task.assignee_id.is_(None),
+            )
+            .values(assignee_id=chosen)
+        )
+        session.execute(
+            update(Manager).where(Manager.id == chosen).values(last_assigned_at=journal.now)
+        )
+        if team.redirect_after_minutes:
+            schedule(
+                raw,
+                REDIRECT,
+                conversation.id,
+                chosen,
+                team.name,
+                team.redirect_after_minutes,
+                journal.now,
+            )
+        session.flush()
+        journal.recorded_and_emitted(
+            "conversation.reassigned",
+            "conversation",
+            conversation.id,
+            {
+                "conversation_id": conversation.id,
+                "from_manager_id": None,
+                "assignee_id": chosen,
+                "reason": conversation.routing_reason,
+            },
+            event_key=f"{conversation.id}:{timer.id}",
+        )
+        return f"assigned to {chosen}"
+
+    def _candidates(self, raw: Raw) -> list[Candidate]:
+        return [
+            Candidate(
+                manager_id=r[0],
+                team_id=r[1],
+                available=True,
+                open_load=r[5],
+                capacity=r[2],
+                last_assigned_at=r[3],
+                team=r[4],
+            )
+            for r in q.CANDIDATES.all(raw)
+        ]
 
     def _breach(self, session: Session, conversation: Conversation, journal: Journal) -> str:
         conversation.sla_breached_at = journal.now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from functools import partial
 
@@ -134,3 +135,42 @@ async def test_an_answered_conversation_is_not_redirected(db: Database, clock: M
         lambda s: sorted(o for o in s.scalars(select(Timer.outcome)) if o is not None)
     )
     assert outcomes == ["answered in time", "answered in time"]
+
+
+async def test_a_conversation_waiting_for_the_opening_is_assigned_then(
+    db: Database, clock: ManualClock
+) -> None:
+    members = await add_managers(db, 1)
+    config = load_config(
+        {
+            "teams": {
+                "Sales": {
+                    "members": members,
+                    "hours": {"timezone": "Europe/Moscow", "weekly": {"mon": ["09:00-18:00"]}},
+                }
+            },
+            "rules": [{"name": "default", "team": "Sales"}],
+        }
+    )
+    service = IngestService(db, clock, IngestPolicy(), router=partial(route, config=config))
+    clock.set(clock.now().replace(hour=20))  # Monday 23:00 in Moscow: closed
+    result = await service.ingest(
+        replace(inbound(telegram("3"), channel="telegram", account="bot"), occurred_at=clock.now())
+    )
+    assert result.assignee_id is None
+    runner = TimerRunner(db, clock, lambda: config)
+    clock.advance(timedelta(hours=8))  # Tuesday: still closed (only Mondays)
+    await runner.run_once()
+    conversation = await db.read(lambda s: s.get(Conversation, result.conversation_id))
+    assert conversation is not None
+    assert conversation.assignee_id is None
+    clock.advance(timedelta(days=6, hours=3))  # the next Monday, 10:00 in Moscow
+    await runner.run_once()
+    await runner.run_once()
+    conversation = await db.read(lambda s: s.get(Conversation, result.conversation_id))
+    assert conversation is not None
+    assert conversation.assignee_id == members[0]
+    task = await db.read(lambda s: s.get(Task, result.task_id))
+    assert task is not None
+    assert task.assignee_id == members[0]
+    assert await _topics(db, "event.conversation.reassigned") == 1
