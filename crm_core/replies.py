@@ -14,7 +14,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from crm_core.channel_state import mark_unreachable
@@ -34,9 +34,10 @@ from crm_core.enums import (
     DeliveryStatus,
     Direction,
     IdentityKind,
+    TaskStatus,
 )
 from crm_core.journal import Journal
-from crm_core.models import ChannelAccount, ContactIdentity, Conversation, Message
+from crm_core.models import ChannelAccount, ContactIdentity, Conversation, Message, Task
 from crm_core.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -250,3 +251,46 @@ def record_delivery(
         {"event": "message.status_changed", "occurred_at": journal.now.isoformat(), **payload},
     )
     journal.flush(session)
+
+
+def take_conversation(
+    session: Session, journal: Journal, conversation_id: int, manager_id: int
+) -> Conversation:
+    """The first manager to take a conversation offered to all owns it (a race has one winner)."""
+    conversation = session.get(Conversation, conversation_id, with_for_update=True)
+    if conversation is None:
+        raise LookupError(f"conversation {conversation_id} not found")
+    if conversation.assignee_id == manager_id:
+        return conversation
+    if conversation.assignee_id is not None:
+        raise ReplyError(f"manager {conversation.assignee_id} has already taken it")
+    taken = session.execute(
+        update(Conversation)
+        .where(Conversation.id == conversation_id, Conversation.assignee_id.is_(None))
+        .values(assignee_id=manager_id, routing_reason="taken by the manager")
+    )
+    if taken.rowcount != 1:  # type: ignore[attr-defined]
+        raise ReplyError("another manager took it first")
+    session.execute(
+        update(Task)
+        .where(
+            Task.conversation_id == conversation_id,
+            Task.status == TaskStatus.OPEN,
+            Task.assignee_id.is_(None),
+        )
+        .values(assignee_id=manager_id)
+    )
+    session.refresh(conversation)
+    journal.recorded_and_emitted(
+        "conversation.reassigned",
+        "conversation",
+        conversation_id,
+        {
+            "conversation_id": conversation_id,
+            "from_manager_id": None,
+            "assignee_id": manager_id,
+            "reason": "taken by the manager",
+        },
+        event_key=f"{conversation_id}:taken:{manager_id}",
+    )
+    return conversation

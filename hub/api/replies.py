@@ -7,7 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from crm_core.journal import Journal
-from crm_core.replies import ReplyError, queue_reply
+from crm_core.replies import ReplyError, queue_reply, take_conversation
 from hub.api.auth import TOKEN_OWNER
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
@@ -47,3 +47,29 @@ async def post_reply(request: web.Request) -> web.Response:
         raise ApiError(409, "unreachable", str(exc)) from None
     request.app[RELAY].wake()
     return web.json_response({"message_id": message_id, "delivery_status": "queued"}, status=202)
+
+
+@routes.post("/api/v1/conversations/{id}/take")
+async def post_take(request: web.Request) -> web.Response:
+    """A conversation offered to the whole team goes to the first manager who takes it."""
+    conversation_id = path_id(request)
+    owner = request[TOKEN_OWNER]
+    if owner.manager_id is None:
+        raise ApiError(403, "forbidden", "only a manager's token can take a conversation")
+    manager_id = owner.manager_id
+    clock = request.app[CLOCK]
+
+    def work(session: Session) -> int | None:
+        journal = Journal(owner.actor, clock.now())
+        conversation = take_conversation(session, journal, conversation_id, manager_id)
+        journal.flush(session)
+        return conversation.assignee_id
+
+    try:
+        assignee = await request.app[DATABASE].write(work)
+    except LookupError:
+        raise not_found("conversation") from None
+    except ReplyError as exc:
+        raise ApiError(409, "taken", str(exc)) from None
+    request.app[RELAY].wake()
+    return web.json_response({"conversation_id": conversation_id, "assignee_id": assignee})

@@ -522,3 +522,37 @@ async def test_routing_is_edited_through_the_api_all_or_nothing(
     kept = await (await restarted.get("/api/v1/routing", headers=auth)).json()
     assert kept["source"] == "api"
     assert kept["document"]["rules"][0]["name"] == "vip"
+
+
+async def test_offered_to_all_the_first_to_take_it_owns_it(
+    api: tuple[TestClient[Any, Any], dict[str, str]], db: Database
+) -> None:
+    client, auth = api
+
+    def tokens(session: Session) -> list[str]:
+        journal = Journal("test", WHEN)
+        made = [create_api_token(session, journal, f"m{m}", manager_id=m)[1] for m in (1, 2)]
+        journal.flush(session)
+        return made
+
+    first, second = await db.write(tokens)
+    everyone = {
+        "teams": {"Sales": {"mode": "to_all", "all_managers": True}},
+        "rules": [{"name": "default", "team": "Sales"}],
+    }
+    assert (await client.put("/api/v1/routing", json=everyone, headers=auth)).status == 200
+    created = await (await client.post("/api/v1/inbound", json=_body(), headers=auth)).json()
+    assert created["assignee_id"] is None
+    path = f"/api/v1/conversations/{created['conversation_id']}/take"
+    results = await asyncio.gather(
+        client.post(path, headers={"Authorization": f"Bearer {first}"}),
+        client.post(path, headers={"Authorization": f"Bearer {second}"}),
+    )
+    assert sorted(r.status for r in results) == [200, 409]
+    winner = next(r for r in results if r.status == 200)
+    owner = (await winner.json())["assignee_id"]
+    conversation = await (
+        await client.get(f"/api/v1/conversations/{created['conversation_id']}", headers=auth)
+    ).json()
+    assert conversation["assignee_id"] == owner
+    assert (await client.post(path, headers=auth)).status == 403  # not a manager's token
