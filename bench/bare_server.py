@@ -1,6 +1,6 @@
 """The baseline for ``bench/ingest.py``: a bare aiohttp app that only parses the JSON body.
 
-Run as ``python bench/bare_server.py PORT``; it serves ``POST /api/v1/inbound`` on 127.0.0.1.
+Run as ``python -m bench.bare_server PORT``; it serves ``POST /api/v1/inbound`` on 127.0.0.1.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Ingest benchmark: a bare aiohttp baseline vs. ``omnihub run`` on SQLite, then integrity checks.
 
-Run as ``.venv/bin/python bench/ingest.py [--seconds 10] [--concurrency 32]``.
+Run as ``.venv/bin/python -m bench.ingest [--seconds 10] [--concurrency 32]``.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Any, TextIO
 import aiohttp
 
 INBOUND = "/api/v1/inbound"
-BARE_SERVER = Path(__file__).with_name("bare_server.py")
+ROOT = Path(__file__).resolve().parents[1]
 OMNIHUB = str(Path(sys.executable).with_name("omnihub"))
 MANAGERS = 5
 RETRY_SHARE = 0.05  # exact repeats of an earlier answered body
@@ -249,7 +249,9 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 def run_baseline(seconds: float, concurrency: int) -> Stats:
     port = free_port()
-    process = subprocess.Popen([sys.executable, str(BARE_SERVER), str(port)])
+    # As a module from the repository root: a script's own folder would come first on
+    # sys.path, where bench/email.py would hide the standard library's email package.
+    process = subprocess.Popen([sys.executable, "-m", "bench.bare_server", str(port)], cwd=ROOT)
     try:
         base = f"http://127.0.0.1:{port}"
         asyncio.run(wait_ready(base + INBOUND, process, 405))  # GET on a POST-only route

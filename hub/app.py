@@ -20,10 +20,25 @@ from crm_core.ingest import IngestPolicy, IngestService
 from crm_core.journal import EVENT_TOPIC_PREFIX
 from crm_core.outbox import OutboxRelay, RelayPolicy
 from crm_core.replies import SEND_TOPIC_PREFIX, SendDispatcher
-from hub.api import deals, inbound, openapi, reads, replies
+from crm_core.routing_store import latest_routing
+from crm_core.timers import TimerRunner
+from hub import email, hooks, telegram
+from hub.api import deals, inbound, openapi, reads, replies, tasks
+from hub.api import routing as routing_api
 from hub.api.auth import token_middleware
 from hub.api.errors import body_limit_middleware, error_middleware
-from hub.keys import CLOCK, DATABASE, EVENTS, INGEST, RELAY, SENDERS, SETTINGS, TOKENS
+from hub.keys import (
+    CLOCK,
+    DATABASE,
+    EVENTS,
+    INGEST,
+    RELAY,
+    ROUTING,
+    SENDERS,
+    SETTINGS,
+    TOKENS,
+)
+from hub.routing_setup import RoutingDocumentError, load_routing
 from hub.settings import Settings
 from hub.tokens import TokenCache
 
@@ -44,14 +59,21 @@ def create_app(
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[SENDERS] = senders if senders is not None else {}
+    app[ROUTING] = load_routing(settings)  # a bad file stops the start, with its reason
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_outbox_relay)
+    app.cleanup_ctx.append(_timers)
     app.router.add_get("/healthz", healthz)
     app.router.add_routes(inbound.routes)
     app.router.add_routes(reads.routes)
     app.router.add_routes(deals.routes)
     app.router.add_routes(replies.routes)
+    app.router.add_routes(tasks.routes)
+    app.router.add_routes(routing_api.routes)
     app.router.add_routes(openapi.routes)
+    telegram.install(app)
+    hooks.install(app)
+    email.install(app)
     return app
 
 
@@ -68,6 +90,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
             SEND_TOPIC_PREFIX: SendDispatcher(
                 db, app[CLOCK], senders, settings.outbox_max_attempts
             ),
+            **hooks.relay_handlers(app, db, events),
         },
         RelayPolicy(
             max_attempts=settings.outbox_max_attempts, idle_poll=settings.outbox_poll_seconds
@@ -82,7 +105,21 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[DATABASE] = db
     app[EVENTS] = events
     app[RELAY] = relay
-    app[INGEST] = IngestService(db, app[CLOCK], policy, on_commit=relay.wake)
+    routing = app[ROUTING]
+    stored = await db.read(latest_routing)
+    if stored is not None:
+        try:
+            routing.replace(stored, "api")
+        except RoutingDocumentError as exc:
+            log.error("the stored routing is not valid (%s); using %s", exc, routing.source)
+    app[INGEST] = IngestService(
+        db,
+        app[CLOCK],
+        policy,
+        router=routing.route,
+        automation=routing.automation,
+        on_commit=relay.wake,
+    )
     app[TOKENS] = TokenCache(db, settings.token_cache_seconds)
     log.info("database: %s (%s)", db.dialect, "embedded" if db.is_sqlite else "server")
     yield
@@ -91,6 +128,18 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 
 async def _outbox_relay(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[RELAY].run_forever(), name="outbox-relay")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def _timers(app: web.Application) -> AsyncIterator[None]:
+    routing = app[ROUTING]
+    runner = TimerRunner(
+        app[DATABASE], app[CLOCK], lambda: routing.config, app[SETTINGS].timer_poll_seconds
+    )
+    task = asyncio.create_task(runner.run_forever(), name="timers")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -7,9 +7,11 @@ from typing import Any
 
 from aiohttp import web
 
+from hub.api import webhooks_doc
 from hub.api.deals import StageMove
 from hub.api.inbound_schema import InboundBody
 from hub.api.replies import Reply
+from hub.api.tasks import NewTask, TaskPatch
 
 routes = web.RouteTableDef()
 OPENAPI_PATH = "/api/v1/openapi.json"
@@ -72,6 +74,27 @@ def _detail(summary: str, paged: bool = False) -> dict[str, Any]:
     }
 
 
+def _write(
+    summary: str, schema: str | None, status: str = "200", with_id: bool = True
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "parameters": [_ID] if with_id else [],
+        "responses": {
+            status: _json("Object", "The task with its history."),
+            "404": _json("Error", "No such task."),
+            "409": _json("Error", "The change is not allowed; the message says why."),
+            **_ERRORS,
+        },
+    }
+    if schema is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
+        }
+    return operation
+
+
 @cache
 def document() -> dict[str, Any]:
     body = InboundBody.model_json_schema(ref_template=_REF)
@@ -79,6 +102,8 @@ def document() -> dict[str, Any]:
     schemas["InboundBody"] = body
     schemas["StageMove"] = StageMove.model_json_schema(ref_template=_REF)
     schemas["Reply"] = Reply.model_json_schema(ref_template=_REF)
+    schemas["NewTask"] = NewTask.model_json_schema(ref_template=_REF)
+    schemas["TaskPatch"] = TaskPatch.model_json_schema(ref_template=_REF)
     schemas["Error"] = {
         "type": "object",
         "required": ["error", "message"],
@@ -119,6 +144,7 @@ def document() -> dict[str, Any]:
         },
     }
     schemas["Object"] = {"type": "object"}
+    schemas.update(webhooks_doc.schemas())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -132,6 +158,7 @@ def document() -> dict[str, Any]:
         },
         "security": [{"token": []}],
         "paths": {
+            **webhooks_doc.paths(),
             "/api/v1/inbound": {
                 "post": {
                     "summary": "Ingest one inbound message (the API channel).",
@@ -219,14 +246,58 @@ def document() -> dict[str, Any]:
                     "responses": {"200": _json("Object", "The funnels."), "401": _ERRORS["401"]},
                 }
             },
-            "/api/v1/tasks": _list(
-                "Tasks.",
-                [
-                    _query("status", {"type": "string", "enum": ["open", "done", "cancelled"]}),
-                    _query("assignee_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
-                    _query("deal_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
-                ],
-            ),
+            "/api/v1/tasks": {
+                **_list(
+                    "Tasks.",
+                    [
+                        _query("status", {"type": "string", "enum": ["open", "done", "cancelled"]}),
+                        _query("assignee_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
+                        _query("deal_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
+                    ],
+                ),
+                "post": _write(
+                    "Create a task for a contact, deal or conversation.",
+                    "NewTask",
+                    status="201",
+                    with_id=False,
+                ),
+            },
+            "/api/v1/tasks/{id}": {
+                **_detail("A task with its history."),
+                "patch": _write("Reassign, reschedule or rename a task.", "TaskPatch"),
+            },
+            "/api/v1/conversations/{id}/take": {
+                "post": {
+                    "summary": "Take a conversation offered to the whole team (first one wins).",
+                    "parameters": [_ID],
+                    "responses": {
+                        "200": _json("Object", "conversation_id and assignee_id"),
+                        "403": _json("Error", "Not a manager's token."),
+                        "404": _json("Error", "No such conversation."),
+                        "409": _json("Error", "Someone took it first."),
+                        **_ERRORS,
+                    },
+                }
+            },
+            "/api/v1/routing": {
+                "get": {
+                    "summary": "The teams, rules and funnel automation in force.",
+                    "responses": {
+                        "200": _json("Object", "source and document"),
+                        "401": _ERRORS["401"],
+                    },
+                },
+                "put": {
+                    "summary": "Replace the routing: checked whole, stored, then in force.",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    },
+                    "responses": {"200": _json("Object", "The stored version."), **_ERRORS},
+                },
+            },
+            "/api/v1/tasks/{id}/complete": {"post": _write("Complete a task.", None)},
+            "/api/v1/tasks/{id}/reopen": {"post": _write("Reopen a completed task.", None)},
             "/api/v1/merges/{id}/undo": {
                 "post": {
                     "summary": "Undo a contact merge: what moved goes back.",

@@ -1,0 +1,113 @@
+"""One fetched mail into the core: a lead, a reply in a thread, or nothing (guards)."""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from connectors.email.config import MailboxConfig
+from connectors.email.parser import ParsedMail, parse
+from connectors.email.store import BlobStore
+from connectors.email.threads import conversation_hint
+from crm_core.contracts import Attachment, Checkpoint, IdentityRef, InboundMessage, Ingestor
+from crm_core.enums import Channel, IdentityKind
+
+log = logging.getLogger(__name__)
+
+UNREADABLE = "(this message could not be read; the original mail is kept as it arrived)"
+
+
+class Outcome(enum.StrEnum):
+    INGESTED = "ingested"
+    DUPLICATE = "duplicate"
+    AUTO_REPLY = "auto_reply"
+    BOUNCE = "bounce"
+    OWN = "own"
+    UNATTRIBUTED = "unattributed"  # no sender to file it under: kept raw, logged
+    REJECTED = "rejected"  # the core refused it (bad identity): kept raw, logged
+
+
+class MailIntake:
+    def __init__(
+        self,
+        mailbox: MailboxConfig,
+        ingestor: Ingestor,
+        store: BlobStore,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.mailbox = mailbox
+        self.ingestor = ingestor
+        self.store = store
+        self.now = now
+
+    async def accept(self, raw: bytes, checkpoint: Checkpoint | None = None) -> Outcome:
+        """File one mail; the checkpoint goes in the same transaction when it is stored.
+
+        Auto-replies, bounces and our own mail create no lead and are not stored as
+        messages (a bounce flags the address); their position is covered by the next
+        stored message's checkpoint, and re-reading them after a restart is harmless.
+        """
+        mail = parse(raw)
+        if mail.sender is not None and mail.sender in self.mailbox.own_addresses:
+            return Outcome.OWN
+        if mail.bounce:
+            for address in mail.failed_recipients:
+                if address not in self.mailbox.own_addresses:
+                    await self.ingestor.mark_unreachable(
+                        IdentityRef(IdentityKind.EMAIL, address), f"bounce: {mail.subject[:200]}"
+                    )
+            log.info("bounce %s for %d address(es)", mail.message_id, len(mail.failed_recipients))
+            return Outcome.BOUNCE
+        if mail.auto_reply:
+            log.info("auto-reply %s from a sender skipped", mail.message_id)
+            return Outcome.AUTO_REPLY
+        raw_key = await self.store.put(raw, "mail")
+        if mail.sender is None:
+            log.warning("mail %s has no usable sender; kept as %s", mail.message_id, raw_key)
+            return Outcome.UNATTRIBUTED
+        message = InboundMessage(
+            channel=Channel.EMAIL,
+            channel_account=self.mailbox.key,
+            external_id=mail.message_id,
+            identities=(IdentityRef(IdentityKind.EMAIL, mail.sender),),
+            occurred_at=mail.occurred_at or self.now(),
+            display_name=mail.display_name,
+            text=_text(mail),
+            attachments=await self._attachments(mail),
+            raw_ref=raw_key,
+            thread_refs=mail.thread_refs,
+            conversation_hint=conversation_hint(mail.subject),
+        )
+        try:
+            result = await self.ingestor.ingest(message, checkpoint)
+        except ValueError as exc:  # the core's InvalidInboundError: nothing was written
+            log.warning("mail %s refused (%s); kept as %s", mail.message_id, exc, raw_key)
+            return Outcome.REJECTED
+        return Outcome.DUPLICATE if result.duplicate else Outcome.INGESTED
+
+    async def _attachments(self, mail: ParsedMail) -> tuple[Attachment, ...]:
+        files: list[Attachment] = []
+        if mail.html:
+            data = mail.html.encode("utf-8")
+            key = await self.store.put(data, "html")
+            files.append(Attachment("message.html", "text/html", len(data), storage_key=key))
+        budget = self.mailbox.max_message_attachments_bytes
+        for part in mail.parts:
+            size = len(part.data)
+            if size > self.mailbox.max_attachment_bytes or size > budget:
+                log.info("attachment %r (%d bytes) over the limit: not stored", part.name, size)
+                files.append(Attachment(part.name, part.content_type, size))
+                continue
+            budget -= size
+            key = await self.store.put(part.data, "attachment")
+            files.append(Attachment(part.name, part.content_type, size, storage_key=key))
+        return tuple(files)
+
+
+def _text(mail: ParsedMail) -> str:
+    if mail.malformed:
+        return UNREADABLE
+    body = mail.text or ("(no text)" if not mail.parts else "")
+    return f"{mail.subject}\n\n{body}".strip() if mail.subject else body

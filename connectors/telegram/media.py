@@ -1,0 +1,114 @@
+"""Files clients send: fetched through ``getFile`` within a size limit, kept by content."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+
+from connectors.telegram.client import redact
+from crm_core.contracts import Attachment
+
+log = logging.getLogger(__name__)
+
+
+class MediaDownloadError(Exception):
+    """A file could not be fetched now (network); the update is not confirmed, and comes again."""
+
+
+class FileTooLargeError(Exception):
+    """The file is over the configured limit; it is not downloaded."""
+
+
+class AttachmentStore:
+    """Files under one folder, named by the SHA-256 of their bytes (a repeat is stored once)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def path(self, storage_key: str) -> Path:
+        if not storage_key.startswith("sha256/") or "/" in storage_key[7:] or ".." in storage_key:
+            raise ValueError("not a storage key of this store")
+        return self.root / storage_key
+
+    async def put(self, data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        key = f"sha256/{digest}"
+        await asyncio.to_thread(self._write, self.path(key), data)
+        return key
+
+    async def get(self, storage_key: str) -> bytes:
+        return await asyncio.to_thread(self.path(storage_key).read_bytes)
+
+    @staticmethod
+    def _write(path: Path, data: bytes) -> None:
+        if path.exists():
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+
+
+@dataclass(frozen=True, slots=True)
+class FileRef:
+    """A file a message points at, before it is fetched."""
+
+    file_id: str
+    name: str
+    content_type: str
+    size: int | None
+
+
+class MediaFetcher:
+    """Downloads a message's files through ``getFile`` into the store."""
+
+    def __init__(self, store: AttachmentStore, max_bytes: int) -> None:
+        self.store = store
+        self.max_bytes = max_bytes
+
+    async def fetch(self, bot: Bot, ref: FileRef) -> Attachment:
+        """The stored attachment; one over the limit (or gone) is kept as metadata only."""
+        try:
+            data = await self._download(bot, ref)
+        except FileTooLargeError:
+            log.info("file %s is over %d bytes; kept as a reference", ref.name, self.max_bytes)
+            return Attachment(ref.name, ref.content_type, ref.size or 0)
+        except TelegramAPIError as exc:
+            # e.g. "file is too big" from the public Bot API, or a file that expired
+            log.warning("cannot fetch file %s: %s", ref.name, redact(str(exc), bot.token))
+            return Attachment(ref.name, ref.content_type, ref.size or 0)
+        key = await self.store.put(data)
+        return Attachment(ref.name, ref.content_type, len(data), storage_key=key)
+
+    async def _download(self, bot: Bot, ref: FileRef) -> bytes:
+        if ref.size is not None and ref.size > self.max_bytes:
+            raise FileTooLargeError(ref.name)
+        file = await bot.get_file(ref.file_id)
+        if file.file_size is not None and file.file_size > self.max_bytes:
+            raise FileTooLargeError(ref.name)
+        if file.file_path is None:
+            raise FileTooLargeError(ref.name)
+        url = bot.session.api.file_url(bot.token, file.file_path)
+        chunks: list[bytes] = []
+        total = 0
+        try:
+            async for chunk in bot.session.stream_content(url, timeout=60):
+                total += len(chunk)
+                if total > self.max_bytes:
+                    raise FileTooLargeError(ref.name)
+                chunks.append(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # the download URL carries the token: do not chain the original error
+            reason = redact(f"{type(exc).__name__}: {exc}", bot.token)
+            raise MediaDownloadError(f"cannot download {ref.name}: {reason}") from None
+        return b"".join(chunks)

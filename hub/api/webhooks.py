@@ -1,0 +1,246 @@
+"""Outbound webhooks: the relay's handlers, and the admin API of subscriptions and deliveries.
+
+``/api/v1/webhooks/subscriptions`` (token-guarded): create, list, read, change
+(``active: true`` re-enables a disabled subscription), and the delivery log of one.
+The secret is never shown again after the response that created it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from functools import partial
+from typing import Any
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from sqlalchemy.orm import Session
+
+from crm_core import webhook_subscriptions as subs
+from crm_core.db import Database
+from crm_core.journal import EVENT_TOPIC_PREFIX, Journal
+from crm_core.models import WebhookSubscription
+from crm_core.outbox import OutboxHandler
+from hub.api.auth import TOKEN_OWNER
+from hub.api.bodies import invalid_body
+from hub.api.errors import ApiError, not_found
+from hub.api.reads import _paging, path_id
+from hub.keys import CLOCK, DATABASE, RELAY
+from webhooks.delivery import WebhookPoster
+from webhooks.signatures import new_secret, secret_bytes
+
+routes = web.RouteTableDef()
+FAN_OUT = web.AppKey("webhook_fan_out", subs.WebhookFanOut)
+POSTER = web.AppKey("webhook_poster", WebhookPoster)
+
+
+def relay_handlers(
+    app: web.Application,
+    db: Database,
+    events: OutboxHandler,
+    *,
+    disable_after: int,
+    timeout: float,
+) -> dict[str, OutboxHandler]:
+    """The ``event.`` handler (fan-out to subscribers, then ``events``) and ``webhook.``."""
+    poster = WebhookPoster(timeout=timeout)
+    fan_out = subs.WebhookFanOut(db, app[CLOCK], events, on_commit=lambda: app[RELAY].wake())
+    app[POSTER] = poster
+    app[FAN_OUT] = fan_out
+    return {
+        EVENT_TOPIC_PREFIX: fan_out,
+        subs.WEBHOOK_TOPIC_PREFIX: subs.WebhookDispatcher(db, app[CLOCK], poster, disable_after),
+    }
+
+
+async def close_poster(app: web.Application) -> AsyncIterator[None]:
+    yield
+    if POSTER in app:
+        await app[POSTER].close()
+
+
+def _no_nul(value: str | None) -> str | None:
+    if value is not None and "\x00" in value:
+        raise ValueError("NUL characters are not allowed")
+    return value
+
+
+def _check_url(value: str) -> str:
+    _no_nul(value)
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        raise ValueError("not a URL") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("an absolute http(s) URL is needed")
+    return value
+
+
+def _check_secret(value: str | None) -> str | None:
+    if value is not None:
+        _no_nul(value)
+        secret_bytes(value)  # a whsec_ secret must decode
+    return value
+
+
+_EVENTS = "Event names, 'prefix.*' or '*'. Today: " + ", ".join(sorted(subs.KNOWN_EVENTS)) + "."
+_STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class SubscriptionIn(BaseModel):
+    """A new subscription; without a secret one is generated and shown once."""
+
+    model_config = _STRICT
+    url: str = Field(min_length=8, max_length=2000)
+    events: list[str] = Field(min_length=1, max_length=50, description=_EVENTS)
+    secret: str | None = Field(default=None, min_length=16, max_length=200)
+    description: str = Field(default="", max_length=200)
+    active: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_url(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        return _check_secret(value)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str) -> str:
+        _no_nul(value)
+        return value
+
+
+class SubscriptionPatch(BaseModel):
+    model_config = _STRICT
+    url: str | None = Field(default=None, min_length=8, max_length=2000)
+    events: list[str] | None = Field(default=None, min_length=1, max_length=50)
+    description: str | None = Field(default=None, max_length=200)
+    active: bool | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else _check_url(value)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, value: str | None) -> str | None:
+        return _no_nul(value)
+
+
+async def _body(request: web.Request, model: type[BaseModel]) -> Any:
+    try:
+        return model.model_validate_json(await request.read())
+    except ValidationError as exc:
+        raise invalid_body(exc) from None
+
+
+async def _write(request: web.Request, work: Callable[[Session, Journal], Any]) -> Any:
+    actor = request[TOKEN_OWNER].actor
+    clock = request.app[CLOCK]
+
+    def run(session: Session) -> Any:
+        return work(session, Journal(actor, clock.now()))
+
+    try:
+        result = await request.app[DATABASE].write(run)
+    except subs.SubscriptionError as exc:
+        raise ApiError(
+            400,
+            "invalid_body",
+            str(exc),
+            errors=[{"field": exc.field, "message": exc.problem}],
+        ) from None
+    except LookupError:
+        raise not_found("webhook subscription") from None
+    if FAN_OUT in request.app:
+        request.app[FAN_OUT].invalidate()
+    return result
+
+
+@routes.post("/api/v1/webhooks/subscriptions")
+async def create(request: web.Request) -> web.Response:
+    body: SubscriptionIn = await _body(request, SubscriptionIn)
+    secret = body.secret or new_secret()
+
+    def work(session: Session, journal: Journal) -> dict[str, Any]:
+        sub = subs.create_subscription(
+            session,
+            journal,
+            url=body.url,
+            events=body.events,
+            secret=secret,
+            description=body.description,
+            active=body.active,
+        )
+        return subs.subscription_json(sub)
+
+    created = await _write(request, work)
+    if body.secret is None:
+        created["secret"] = secret  # generated: shown this once
+    return web.json_response(created, status=201)
+
+
+@routes.get("/api/v1/webhooks/subscriptions")
+async def list_all(request: web.Request) -> web.Response:
+    after, limit = _paging(request)
+    rows = await request.app[DATABASE].read(
+        partial(subs.list_subscriptions, after=after, limit=limit)
+    )
+    return web.json_response(
+        {
+            "items": [subs.subscription_json(r) for r in rows],
+            "next_after": rows[-1].id if len(rows) == limit else None,
+        }
+    )
+
+
+@routes.get("/api/v1/webhooks/subscriptions/{id}")
+async def get_one(request: web.Request) -> web.Response:
+    sub_id = path_id(request)
+    found = await request.app[DATABASE].read(lambda s: s.get(WebhookSubscription, sub_id))
+    if found is None:
+        raise not_found("webhook subscription")
+    return web.json_response(subs.subscription_json(found))
+
+
+@routes.patch("/api/v1/webhooks/subscriptions/{id}")
+async def patch(request: web.Request) -> web.Response:
+    sub_id = path_id(request)
+    body: SubscriptionPatch = await _body(request, SubscriptionPatch)
+
+    def work(session: Session, journal: Journal) -> dict[str, Any]:
+        sub = subs.update_subscription(
+            session,
+            journal,
+            sub_id,
+            url=body.url,
+            events=body.events,
+            description=body.description,
+            active=body.active,
+        )
+        return subs.subscription_json(sub)
+
+    return web.json_response(await _write(request, work))
+
+
+@routes.get("/api/v1/webhooks/subscriptions/{id}/deliveries")
+async def deliveries(request: web.Request) -> web.Response:
+    sub_id = path_id(request)
+    after, limit = _paging(request)
+
+    def work(session: Session) -> list[dict[str, Any]] | None:
+        if session.get(WebhookSubscription, sub_id) is None:
+            return None
+        return [subs.delivery_json(r) for r in subs.list_deliveries(session, sub_id, after, limit)]
+
+    items = await request.app[DATABASE].read(work)
+    if items is None:
+        raise not_found("webhook subscription")
+    return web.json_response(
+        {"items": items, "next_after": items[-1]["id"] if len(items) == limit else None}
+    )

@@ -1,0 +1,86 @@
+"""Wiring of the email connector: ``[channels.email]`` → IMAP readers and the SMTP sender.
+
+```toml
+[channels.email]
+media_dir = "/var/lib/omnihub/media"     # attachments, sanitized HTML, raw mail
+[[channels.email.mailboxes]]
+key = "sales"
+address = "sales@example.com"
+display_name = "Example Sales"
+imap = { host = "imap.example.com", port = 993, security = "tls", user = "me", password = "…" }
+smtp = { host = "smtp.example.com", port = 587, security = "starttls", user = "me", password = "…" }
+```
+
+The readers run as tasks of the app (started and cancelled in ``cleanup_ctx``); the
+sender is ``app[SENDERS][Channel.EMAIL]``, routed by channel account to its mailbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from connectors.email.config import MailboxConfig, MailboxConfigError, parse_mailboxes
+from connectors.email.intake import MailIntake
+from connectors.email.reader import MailboxReader
+from connectors.email.sender import EmailSender
+from connectors.email.store import FileBlobStore
+from crm_core.enums import Channel
+from hub.keys import CLOCK, INGEST, SENDERS, SETTINGS
+from hub.settings import SettingsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class EmailChannel:
+    mailboxes: tuple[MailboxConfig, ...]
+    store: FileBlobStore
+    readers: dict[str, MailboxReader] = field(default_factory=dict)
+
+
+EMAIL = web.AppKey("email", EmailChannel)
+
+
+def install(app: web.Application) -> None:
+    """Add the connector when ``[channels.email]`` is configured; a no-op otherwise."""
+    table = app[SETTINGS].channels.get("email")
+    if table is None:
+        return
+    if not isinstance(table, Mapping):
+        raise SettingsError("channels.email: expected a table with [[channels.email.mailboxes]]")
+    media_dir = table.get("media_dir", "omnihub-media")
+    if not isinstance(media_dir, str) or not media_dir:
+        raise SettingsError("channels.email.media_dir: expected a folder path")
+    try:
+        mailboxes = parse_mailboxes(table)
+    except MailboxConfigError as exc:
+        raise SettingsError(str(exc)) from exc
+    app[EMAIL] = EmailChannel(mailboxes, FileBlobStore(media_dir))
+    app.cleanup_ctx.append(_run)
+
+
+async def _run(app: web.Application) -> AsyncIterator[None]:
+    channel = app[EMAIL]
+    clock = app[CLOCK]
+    app[SENDERS][Channel.EMAIL] = EmailSender(
+        {m.key: m for m in channel.mailboxes}, channel.store, now=clock.now
+    )
+    tasks: list[asyncio.Task[None]] = []
+    for mailbox in channel.mailboxes:
+        intake = MailIntake(mailbox, app[INGEST], channel.store, now=clock.now)
+        reader = MailboxReader(mailbox, app[INGEST], intake)
+        channel.readers[mailbox.key] = reader
+        tasks.append(asyncio.create_task(reader.run_forever(), name=f"email-{mailbox.key}"))
+        log.info("email: reading %s (%s)", mailbox.key, mailbox.imap.host)
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -1,0 +1,115 @@
+"""Wiring of the Telegram connector: ``[channels.telegram]`` → bots, pollers, webhook routes,
+and the ``ChannelSender`` of ``Channel.TELEGRAM`` (routed by channel account to its bot).
+
+```toml
+[channels.telegram]
+media_dir = "/var/lib/omnihub/media"
+[[channels.telegram.bots]]
+key = "salesbot"
+token = "123456:ABC..."
+mode = "polling"                     # or "webhook" (+ secret_token, webhook_url)
+api_base = "http://127.0.0.1:8081"   # a self-hosted Bot API server (optional)
+[channels.telegram.bots.start_payloads.webinar_oct]
+utm_source = "telegram"
+utm_campaign = "webinar_oct"
+funnel = "webinar"
+```
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from aiogram import Bot
+from aiohttp import web
+
+from connectors.telegram.client import make_bot
+from connectors.telegram.config import TelegramConfig, TelegramConfigError, parse_config
+from connectors.telegram.media import AttachmentStore, MediaFetcher
+from connectors.telegram.polling import Poller
+from connectors.telegram.sender import TelegramSender
+from connectors.telegram.updates import UpdateHandler
+from connectors.telegram.webhook import WebhookReceiver, set_webhook
+from crm_core.enums import Channel
+from hub.api.errors import json_error
+from hub.keys import INGEST, SENDERS, SETTINGS
+from hub.settings import SettingsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class TelegramChannel:
+    """The running connector: one aiogram ``Bot`` per configured bot."""
+
+    config: TelegramConfig
+    bots: dict[str, Bot]
+    handlers: dict[str, UpdateHandler] = field(default_factory=dict)
+    pollers: dict[str, Poller] = field(default_factory=dict)
+    receiver: WebhookReceiver | None = None
+    sender: TelegramSender | None = None
+
+
+TELEGRAM = web.AppKey("telegram", TelegramChannel)
+
+
+def install(app: web.Application) -> None:
+    """Add the connector when ``[channels.telegram]`` is configured; a no-op otherwise."""
+    table = app[SETTINGS].channels.get("telegram")
+    if table is None:
+        return
+    try:
+        config = parse_config(table)
+    except TelegramConfigError as exc:
+        raise SettingsError(str(exc)) from exc
+    app[TELEGRAM] = TelegramChannel(config, {bot.key: make_bot(bot) for bot in config.bots})
+    app.router.add_post("/hooks/telegram/{bot_key}", _webhook)
+    app.cleanup_ctx.append(_run)
+
+
+async def _webhook(request: web.Request) -> web.Response:
+    receiver = request.app[TELEGRAM].receiver
+    if receiver is None:
+        return json_error(503, "unavailable", "the Telegram connector is starting")
+    return await receiver.receive(request)
+
+
+async def _run(app: web.Application) -> AsyncIterator[None]:
+    channel = app[TELEGRAM]
+    config = channel.config
+    store = AttachmentStore(config.media_dir)
+    fetcher = MediaFetcher(store, config.max_file_bytes)
+    for bot_config in config.bots:
+        channel.handlers[bot_config.key] = UpdateHandler(
+            bot_config, channel.bots[bot_config.key], app[INGEST], fetcher
+        )
+    channel.receiver = WebhookReceiver(
+        {k: h for k, h in channel.handlers.items() if h.config.mode == "webhook"}
+    )
+    channel.sender = TelegramSender(channel.bots, store)
+    app[SENDERS][Channel.TELEGRAM] = channel.sender
+    tasks: list[asyncio.Task[None]] = []
+    for key, handler in channel.handlers.items():
+        if handler.config.mode == "polling":
+            poller = channel.pollers[key] = Poller(handler)
+            tasks.append(asyncio.create_task(poller.run_forever(), name=f"telegram-poll-{key}"))
+        elif handler.config.webhook_url:
+            try:
+                await set_webhook(handler, handler.config.webhook_url)
+            except Exception:  # logged (without the token); the hub still starts
+                log.warning("bot %s: webhook not set; Telegram will not call us", key)
+    log.info("telegram: %d bot(s) started", len(channel.handlers))
+    yield
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    if app[SENDERS].get(Channel.TELEGRAM) is channel.sender:
+        del app[SENDERS][Channel.TELEGRAM]
+    for bot in channel.bots.values():
+        await bot.session.close()

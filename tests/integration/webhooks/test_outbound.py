@@ -1,0 +1,267 @@
+"""Outbound webhooks: subscriptions, fan-out, signed delivery with retries, the log."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_core.clock import ManualClock
+from crm_core.db import Database
+from crm_core.events import EventBus
+from crm_core.ingest import IngestPolicy, IngestService
+from crm_core.journal import Journal
+from crm_core.models import OutboxMessage, WebhookSubscription
+from crm_core.outbox import OutboxItem, OutboxRelay
+from crm_core.people import create_api_token
+from crm_core.webhook_subscriptions import WebhookDispatcher, WebhookFanOut, create_subscription
+from hub.app import create_app
+from hub.settings import Settings
+from tests.factories import WHEN, add_managers, inbound, phone
+from webhooks.delivery import PostResult, WebhookPoster
+from webhooks.signatures import new_secret
+
+ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
+class Receiver:
+    """A subscriber's endpoint that fails ``failures`` times, then answers 204."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.requests.append((dict(request.headers), await request.read()))
+        if len(self.requests) <= self.failures:
+            return web.Response(status=503, text="busy")
+        return web.Response(status=204)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    target = Receiver(failures=2)
+    app = web.Application()
+    app.router.add_post("/hook", target.handle)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        yield target, str(server.make_url("/hook"))
+    finally:
+        await server.close()
+
+
+async def _token(db: Database) -> str:
+    def work(session: Session) -> str:
+        journal = Journal("test", WHEN)
+        _row, plain = create_api_token(session, journal, "tests")
+        journal.flush(session)
+        return plain
+
+    return await db.write(work)
+
+
+def _verify(headers: dict[str, str], body: bytes) -> bool:
+    key = base64.b64decode(SECRET.removeprefix("whsec_"))
+    signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    return any(
+        hmac.compare_digest(part, f"v1,{expected}") for part in headers["webhook-signature"].split()
+    )
+
+
+async def test_a_receiver_that_fails_twice_gets_the_event_three_times_with_one_id(
+    database_url: str,
+    db: Database,
+    clock: ManualClock,
+    aiohttp_client: ClientFactory,
+    receiver: tuple[Receiver, str],
+) -> None:
+    target, url = receiver
+    token = await _token(db)
+    await add_managers(db, 1)
+
+    def subscribe(session: Session) -> int:
+        journal = Journal("test", clock.now())
+        sub = create_subscription(session, journal, url=url, events=["deal.created"], secret=SECRET)
+        return sub.id
+
+    sub_id = await db.write(subscribe)
+    ingest = IngestService(db, clock, IngestPolicy())
+    result = await ingest.ingest(inbound(phone("+79161234567"), account="site"))
+    poster = WebhookPoster()
+    relay = OutboxRelay(
+        db,
+        clock,
+        {
+            "event.": WebhookFanOut(db, clock, EventBus()),
+            "webhook.": WebhookDispatcher(db, clock, poster),
+        },
+        jitter=lambda: 0.0,
+    )
+    try:
+        await relay.run_once()  # events fan out into deliveries
+        await relay.run_once()  # the first delivery: 503
+        assert len(target.requests) == 1
+        await relay.run_once()
+        assert len(target.requests) == 1  # not due before its backoff
+        clock.advance(timedelta(seconds=2))
+        await relay.run_once()
+        assert len(target.requests) == 2
+        clock.advance(timedelta(seconds=4))
+        await relay.run_once()
+        assert len(target.requests) == 3
+        clock.advance(timedelta(hours=1))
+        await relay.run_once()
+        assert len(target.requests) == 3
+    finally:
+        await poster.close()
+
+    ids = {headers["webhook-id"] for headers, _ in target.requests}
+    assert len(ids) == 1
+    assert all(_verify(headers, body) for headers, body in target.requests)
+    bodies = {body for _, body in target.requests}
+    assert len(bodies) == 1
+    event = json.loads(bodies.pop())
+    assert event["type"] == "deal.created"
+    assert event["data"]["deal_id"] == result.deal_id
+    stamps = [int(headers["webhook-timestamp"]) for headers, _ in target.requests]
+    assert stamps == sorted(stamps)
+    assert stamps[0] < stamps[-1]
+
+    app = create_app(Settings(database_url=database_url), clock=clock)
+    client = await aiohttp_client(app)
+    auth = {"Authorization": f"Bearer {token}"}
+    path = f"/api/v1/webhooks/subscriptions/{sub_id}"
+    log = await client.get(f"{path}/deliveries", headers=auth)
+    assert log.status == 200
+    items = (await log.json())["items"]
+    assert [(i["attempt"], i["ok"], i["status_code"]) for i in items] == [
+        (1, False, 503),
+        (2, False, 503),
+        (3, True, 204),
+    ]
+    assert {i["webhook_id"] for i in items} == ids
+    again = await client.get(path, headers=auth)
+    assert (await again.json())["failure_count"] == 0
+
+
+async def test_fan_out_twice_writes_one_delivery_per_subscription(
+    db: Database, clock: ManualClock
+) -> None:
+    def add(session: Session) -> int:
+        journal = Journal("test", clock.now())
+        sub = WebhookSubscription(
+            url="http://127.0.0.1:9/x",
+            events=["deal.*"],
+            secret=new_secret(),
+            description="",
+            active=True,
+            failure_count=0,
+            created_at=clock.now(),
+            updated_at=clock.now(),
+        )
+        session.add(sub)
+        session.flush()
+        journal.flush(session)
+        return sub.id
+
+    sub_id = await db.write(add)
+    seen: list[OutboxItem] = []
+
+    async def downstream(item: OutboxItem) -> None:
+        seen.append(item)
+
+    fan_out = WebhookFanOut(db, clock, downstream)
+    item = OutboxItem(1, "event.deal.won", "deal.won:7", {"event": "deal.won", "deal_id": 7}, 1)
+    other = OutboxItem(2, "event.task.created", "task.created:3", {"event": "task.created"}, 1)
+    await fan_out(item)
+    await fan_out(item)
+    await fan_out(other)
+    rows = await db.read(lambda s: list(s.scalars(select(OutboxMessage))))
+    assert [(r.topic, r.idempotency_key) for r in rows] == [
+        ("webhook.deliver", f"{sub_id}:deal.won:7")
+    ]
+    assert len(seen) == 3
+
+
+class _Failing:
+    async def deliver(
+        self, url: str, secret: str, webhook_id: str, timestamp: int, body: bytes
+    ) -> PostResult:
+        return PostResult(500, "HTTP 500")
+
+
+async def test_a_subscription_that_keeps_failing_is_disabled(
+    db: Database, clock: ManualClock
+) -> None:
+    def add(session: Session) -> int:
+        sub = WebhookSubscription(
+            url="http://127.0.0.1:9/x",
+            events=["*"],
+            secret=new_secret(),
+            description="",
+            active=True,
+            failure_count=0,
+            created_at=clock.now(),
+            updated_at=clock.now(),
+        )
+        session.add(sub)
+        session.flush()
+        return sub.id
+
+    sub_id = await db.write(add)
+    dispatcher = WebhookDispatcher(db, clock, _Failing(), disable_after=3)
+    payload = {"subscription_id": sub_id, "webhook_id": "msg_1", "event": "x.y", "body": "{}"}
+    for attempt in (1, 2, 3):
+        with pytest.raises(Exception, match="HTTP 500"):
+            await dispatcher(OutboxItem(1, "webhook.deliver", "k", payload, attempt))
+    sub = await db.read(lambda s: s.get(WebhookSubscription, sub_id))
+    assert sub is not None
+    assert (sub.active, sub.failure_count) == (False, 3)
+    assert sub.disabled_reason is not None
+    # A disabled subscription is skipped without a request.
+    await dispatcher(OutboxItem(1, "webhook.deliver", "k", payload, 4))
+
+
+async def test_admin_api_validates_and_hides_the_secret(
+    database_url: str, db: Database, clock: ManualClock, aiohttp_client: ClientFactory
+) -> None:
+    token = await _token(db)
+    client = await aiohttp_client(create_app(Settings(database_url=database_url), clock=clock))
+    auth = {"Authorization": f"Bearer {token}"}
+    path = "/api/v1/webhooks/subscriptions"
+    bad = await client.post(path, json={"url": "ftp://x", "events": ["deal.won"]}, headers=auth)
+    assert bad.status == 400
+    unknown = await client.post(
+        path, json={"url": "https://example.test/h", "events": ["Deal Won!"]}, headers=auth
+    )
+    assert unknown.status == 400
+    assert "Deal Won!" in (await unknown.json())["message"]
+    assert (
+        await client.post(path, json={"url": "https://e.test/h", "events": ["*"]})
+    ).status == 401
+    made = await client.post(
+        path, json={"url": "https://example.test/h", "events": ["deal.*"]}, headers=auth
+    )
+    assert made.status == 201
+    created = await made.json()
+    assert created["secret"].startswith("whsec_")
+    listed = await (await client.get(path, headers=auth)).json()
+    assert [i["id"] for i in listed["items"]] == [created["id"]]
+    assert created["secret"] not in json.dumps(listed)
+    off = await client.patch(f"{path}/{created['id']}", json={"active": False}, headers=auth)
+    assert (await off.json())["active"] is False
+    assert (await client.get(f"{path}/999", headers=auth)).status == 404
+    assert (await client.get(f"{path}/999/deliveries", headers=auth)).status == 404
