@@ -7,11 +7,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import random
-import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -25,9 +22,10 @@ from typing import Any, TextIO
 
 import aiohttp
 
+from bench.processes import OMNIHUB, free_port, omnihub, percentile, stop, wait_ready
+
 INBOUND = "/api/v1/inbound"
 ROOT = Path(__file__).resolve().parents[1]
-OMNIHUB = str(Path(sys.executable).with_name("omnihub"))
 MANAGERS = 5
 RETRY_SHARE = 0.05  # exact repeats of an earlier answered body
 REUSE_SHARE = 0.10  # an earlier sender's phone in another format, new external_id
@@ -209,44 +207,6 @@ async def drive(
     return load, stats
 
 
-def percentile(ordered: list[float], q: float) -> float:
-    if not ordered:
-        return math.nan
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
-
-
-async def wait_ready(url: str, process: subprocess.Popen[bytes], ready_status: int) -> None:
-    deadline = time.perf_counter() + 30
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=2)) as session:
-        while time.perf_counter() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"{url}: the server exited with code {process.returncode}")
-            try:
-                async with session.get(url) as response:
-                    if response.status == ready_status:
-                        return
-            except (aiohttp.ClientError, TimeoutError):
-                pass
-            await asyncio.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer {ready_status} within 30 s")
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 def run_baseline(seconds: float, concurrency: int) -> Stats:
     port = free_port()
     # As a module from the repository root: a script's own folder would come first on
@@ -258,14 +218,6 @@ def run_baseline(seconds: float, concurrency: int) -> Stats:
         return asyncio.run(drive(base, "baseline", seconds, concurrency))[1]
     finally:
         stop(process)
-
-
-def omnihub(env: dict[str, str], *args: str) -> str:
-    command = [OMNIHUB, *args]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
-    return done.stdout
 
 
 def run_hub(tmp: Path, seconds: float, concurrency: int, log: TextIO) -> tuple[Workload, Stats]:
