@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, DateTime, Table, bindparam, insert
@@ -51,10 +52,19 @@ _UNSET = object()
 
 
 def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
+    if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
+        return _memo_last(_sqlite_utc)
     process = type_.dialect_impl(dialect).bind_processor(dialect)
     if process is not None and isinstance(type_, DateTime | UTCDateTime):
         return _memo_last(process)
     return process
+
+
+def _sqlite_utc(value: datetime) -> str:
+    """What ``UTCDateTime`` stores on SQLite (SQLAlchemy's text format), made in C."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetimes are not stored: give a timezone")
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class Prepared:

@@ -19,7 +19,7 @@ class Contact(Base):
     company: Mapped[str | None] = mapped_column(String(200))
     segment: Mapped[str | None] = mapped_column(String(8))
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"), index=True)
-    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

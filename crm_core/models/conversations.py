@@ -34,7 +34,7 @@ class Conversation(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
     team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
     routing_reason: Mapped[str | None] = mapped_column(String(500))

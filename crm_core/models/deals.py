@@ -77,7 +77,7 @@ class Task(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     title: Mapped[str] = mapped_column(String(300))
-    status: Mapped[str] = mapped_column(String(16), index=True)
+    status: Mapped[str] = mapped_column(String(16))
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"), index=True)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)

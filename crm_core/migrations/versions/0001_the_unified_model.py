@@ -170,9 +170,6 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
     )
     with op.batch_alter_table("contacts", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_contacts_merged_into_id"), ["merged_into_id"], unique=False
-        )
         batch_op.create_index(batch_op.f("ix_contacts_owner_id"), ["owner_id"], unique=False)
 
     op.create_table(
@@ -265,7 +262,6 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_conversations_contact_account", ["contact_id", "channel_account_id"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_conversations_status"), ["status"], unique=False)
 
     op.create_table(
         "touches",
@@ -461,7 +457,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_tasks_contact_id"), ["contact_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_tasks_deal_id"), ["deal_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_tasks_due_at"), ["due_at"], unique=False)
-        batch_op.create_index(batch_op.f("ix_tasks_status"), ["status"], unique=False)
 
     op.create_table(
         "timers",
@@ -574,7 +569,6 @@ def downgrade() -> None:
 
     op.drop_table("timers")
     with op.batch_alter_table("tasks", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_tasks_status"))
         batch_op.drop_index(batch_op.f("ix_tasks_due_at"))
         batch_op.drop_index(batch_op.f("ix_tasks_deal_id"))
         batch_op.drop_index(batch_op.f("ix_tasks_contact_id"))
@@ -604,7 +598,6 @@ def downgrade() -> None:
 
     op.drop_table("touches")
     with op.batch_alter_table("conversations", schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f("ix_conversations_status"))
         batch_op.drop_index("ix_conversations_contact_account")
         batch_op.drop_index("ix_conversations_assignee_status")
 
@@ -620,7 +613,6 @@ def downgrade() -> None:
     op.drop_table("contact_identities")
     with op.batch_alter_table("contacts", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_contacts_owner_id"))
-        batch_op.drop_index(batch_op.f("ix_contacts_merged_into_id"))
 
     op.drop_table("contacts")
     op.drop_table("api_tokens")
