@@ -194,13 +194,14 @@ class Ingestion:
         ]
         if missing:
             q.INSERT_IDENTITY.executemany(self.raw, missing)
-            for added in missing:
-                self.journal.record(
-                    "identity.added",
-                    "contact",
-                    contact.id,
-                    {"kind": added["kind"], "value": added["value"]},
-                )
+            if not created:  # a new contact's identities are in its contact.created entry
+                for added in missing:
+                    self.journal.record(
+                        "identity.added",
+                        "contact",
+                        contact.id,
+                        {"kind": added["kind"], "value": added["value"]},
+                    )
         return contact, created, tuple(merged)
 
     def _new_contact(self) -> _Contact:
@@ -223,7 +224,11 @@ class Ingestion:
             "contact.created",
             "contact",
             contact_id,
-            {"contact_id": contact_id, "name": message.display_name},
+            {
+                "contact_id": contact_id,
+                "name": message.display_name,
+                "identities": [{"kind": i.kind.value, "value": i.value} for i in self.identities],
+            },
         )
         return _Contact(contact_id, None, message.display_name)
 

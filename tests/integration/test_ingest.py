@@ -278,7 +278,8 @@ async def test_attribution_first_and_last_touch(service: IngestService, db: Data
 
 async def test_every_change_is_audited_and_announced(service: IngestService, db: Database) -> None:
     await add_managers(db, 1)
-    await service.ingest(inbound(phone("+79161234567")))
+    first = await service.ingest(inbound(phone("+79161234567")))
+    await service.ingest(inbound(phone("+79161234567"), email("new@example.test")))
     actions = await db.read(
         lambda s: sorted(
             set(s.scalars(select(AuditEntry.action).where(AuditEntry.actor == "system:ingest")))
@@ -288,7 +289,7 @@ async def test_every_change_is_audited_and_announced(service: IngestService, db:
         {
             "channel_account.created",
             "contact.created",
-            "identity.added",
+            "identity.added",  # the second message's email; the phone is in contact.created
             "conversation.created",
             "message.created",
             "deal.created",
@@ -302,10 +303,19 @@ async def test_every_change_is_audited_and_announced(service: IngestService, db:
             "event.contact.created",
             "event.conversation.created",
             "event.message.created",
+            "event.message.created",
             "event.deal.created",
             "event.task.created",
         ]
     )
+    created = await db.read(
+        lambda s: s.scalars(
+            select(AuditEntry.changes).where(
+                AuditEntry.action == "contact.created", AuditEntry.entity_id == first.contact_id
+            )
+        ).one()
+    )
+    assert created["identities"] == [{"kind": "phone", "value": "+79161234567"}]
 
 
 async def test_one_survivor_can_absorb_several_contacts(
