@@ -43,6 +43,8 @@ class Deal(Base):
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     funnel_id: Mapped[int] = mapped_column(ForeignKey("funnels.id"))
     stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id"), index=True)
+    # Mirrors the stage's kind (open vs won/lost): kept on the deal for the index that
+    # finds a contact's open deal on every inbound message; move_deal keeps it in step.
     is_open: Mapped[bool] = mapped_column(Boolean)
     title: Mapped[str] = mapped_column(String(300))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
