@@ -33,7 +33,7 @@ from connectors.email import imap
 from connectors.email.config import MailboxConfig, ServerConfig
 from connectors.email.intake import MailIntake, Outcome
 from connectors.email.reader import MailboxReader
-from connectors.email.store import FileBlobStore
+from connectors.store import FileStore
 from crm_core import migrate
 from crm_core.clock import SystemClock
 from crm_core.db import Database
@@ -139,7 +139,7 @@ async def main(count: int) -> None:
                 smtp=ServerConfig("127.0.0.1", 25, "none", SALES, ""),
                 batch_size=BATCH,
             )
-            intake = MailIntake(mailbox, service, FileBlobStore(work / "media"))
+            intake = MailIntake(mailbox, service, FileStore(work / "media"))
             reader = MailboxReader(mailbox, service, intake)
             started = time.perf_counter()
             async with imap.session(server) as client:

@@ -21,9 +21,10 @@ import aiohttp
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from connectors.store import FileStore
 from connectors.telegram.client import make_bot
 from connectors.telegram.config import BotConfig
-from connectors.telegram.media import AttachmentStore, MediaFetcher
+from connectors.telegram.media import MediaFetcher
 from connectors.telegram.polling import Poller
 from connectors.telegram.updates import UpdateHandler
 from crm_core import migrate
@@ -82,7 +83,7 @@ async def hub_rate(base: str, count: int, folder: Path, concurrency: int) -> tup
     bot = make_bot(config)
     ingest = IngestService(db, clock, IngestPolicy())
     poller = Poller(
-        UpdateHandler(config, bot, ingest, MediaFetcher(AttachmentStore(folder), 1 << 20)),
+        UpdateHandler(config, bot, ingest, MediaFetcher(FileStore(folder), 1 << 20)),
         concurrency=concurrency,
     )
     try:

@@ -29,7 +29,7 @@ from connectors.email.config import MailboxConfig, MailboxConfigError, parse_mai
 from connectors.email.intake import MailIntake
 from connectors.email.reader import MailboxReader
 from connectors.email.sender import EmailSender
-from connectors.email.store import FileBlobStore
+from connectors.store import FileStore
 from crm_core.enums import Channel
 from hub.keys import CLOCK, INGEST, SENDERS, SETTINGS
 from hub.settings import SettingsError
@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 @dataclass(slots=True)
 class EmailChannel:
     mailboxes: tuple[MailboxConfig, ...]
-    store: FileBlobStore
+    store: FileStore
     readers: dict[str, MailboxReader] = field(default_factory=dict)
 
 
@@ -61,7 +61,7 @@ def install(app: web.Application) -> None:
         mailboxes = parse_mailboxes(table)
     except MailboxConfigError as exc:
         raise SettingsError(str(exc)) from exc
-    app[EMAIL] = EmailChannel(mailboxes, FileBlobStore(media_dir))
+    app[EMAIL] = EmailChannel(mailboxes, FileStore(media_dir))
     app.cleanup_ctx.append(_run)
 
 

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 from aiogram import Bot
 from aiohttp import web
 
+from connectors.store import FileStore
 from connectors.telegram.client import make_bot
 from connectors.telegram.config import TelegramConfig, TelegramConfigError, parse_config
-from connectors.telegram.media import AttachmentStore, MediaFetcher
+from connectors.telegram.media import MediaFetcher
 from connectors.telegram.polling import Poller
 from connectors.telegram.sender import TelegramSender
 from connectors.telegram.updates import UpdateHandler
@@ -81,7 +82,7 @@ async def _webhook(request: web.Request) -> web.Response:
 async def _run(app: web.Application) -> AsyncIterator[None]:
     channel = app[TELEGRAM]
     config = channel.config
-    store = AttachmentStore(config.media_dir)
+    store = FileStore(config.media_dir)
     fetcher = MediaFetcher(store, config.max_file_bytes)
     for bot_config in config.bots:
         channel.handlers[bot_config.key] = UpdateHandler(

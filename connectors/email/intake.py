@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 
 from connectors.email.config import MailboxConfig
 from connectors.email.parser import ParsedMail, parse
-from connectors.email.store import BlobStore
 from connectors.email.threads import conversation_hint
+from connectors.store import BlobStore
 from crm_core.contracts import Attachment, Checkpoint, IdentityRef, InboundMessage, Ingestor
 from crm_core.enums import Channel, IdentityKind
 

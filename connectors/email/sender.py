@@ -22,8 +22,8 @@ import aiosmtplib
 from connectors.email import imap
 from connectors.email.config import MailboxConfig
 from connectors.email.parser import parse
-from connectors.email.store import BlobStore
 from connectors.email.threads import message_ids, reply_subject
+from connectors.store import BlobStore
 from crm_core.contracts import (
     DeliveryReceipt,
     IdentityRef,

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 
+from connectors.store import BlobStore
 from connectors.telegram.client import redact
 from crm_core.contracts import Attachment
 
@@ -26,37 +22,6 @@ class MediaDownloadError(Exception):
 
 class FileTooLargeError(Exception):
     """The file is over the configured limit; it is not downloaded."""
-
-
-class AttachmentStore:
-    """Files under one folder, named by the SHA-256 of their bytes (a repeat is stored once)."""
-
-    def __init__(self, root: str | Path) -> None:
-        self.root = Path(root)
-
-    def path(self, storage_key: str) -> Path:
-        if not storage_key.startswith("sha256/") or "/" in storage_key[7:] or ".." in storage_key:
-            raise ValueError("not a storage key of this store")
-        return self.root / storage_key
-
-    async def put(self, data: bytes) -> str:
-        digest = hashlib.sha256(data).hexdigest()
-        key = f"sha256/{digest}"
-        await asyncio.to_thread(self._write, self.path(key), data)
-        return key
-
-    async def get(self, storage_key: str) -> bytes:
-        return await asyncio.to_thread(self.path(storage_key).read_bytes)
-
-    @staticmethod
-    def _write(path: Path, data: bytes) -> None:
-        if path.exists():
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +37,7 @@ class FileRef:
 class MediaFetcher:
     """Downloads a message's files through ``getFile`` into the store."""
 
-    def __init__(self, store: AttachmentStore, max_bytes: int) -> None:
+    def __init__(self, store: BlobStore, max_bytes: int) -> None:
         self.store = store
         self.max_bytes = max_bytes
 
@@ -87,7 +52,7 @@ class MediaFetcher:
             # e.g. "file is too big" from the public Bot API, or a file that expired
             log.warning("cannot fetch file %s: %s", ref.name, redact(str(exc), bot.token))
             return Attachment(ref.name, ref.content_type, ref.size or 0)
-        key = await self.store.put(data)
+        key = await self.store.put(data, "telegram")
         return Attachment(ref.name, ref.content_type, len(data), storage_key=key)
 
     async def _download(self, bot: Bot, ref: FileRef) -> bytes:

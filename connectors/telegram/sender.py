@@ -25,8 +25,8 @@ from aiogram.exceptions import (
 from aiogram.types import BufferedInputFile
 from aiogram.types import Message as TgMessage
 
+from connectors.store import BlobStore
 from connectors.telegram.client import redact
-from connectors.telegram.media import AttachmentStore
 from connectors.telegram.ratelimit import RateLimiter
 from crm_core.contracts import (
     DeliveryReceipt,
@@ -51,7 +51,7 @@ class TelegramSender:
     def __init__(
         self,
         bots: Mapping[str, Bot],
-        store: AttachmentStore | None = None,
+        store: BlobStore | None = None,
         *,
         per_chat: RateLimiter | None = None,
         per_bot: RateLimiter | None = None,
@@ -88,7 +88,7 @@ class TelegramSender:
                 raise PermanentSendError("no attachment store is configured for files")
             try:
                 data = await self._store.get(attachment.storage_key)
-            except (OSError, ValueError) as exc:
+            except (OSError, KeyError, ValueError) as exc:
                 raise PermanentSendError(f"attachment {attachment.name!r} is missing") from exc
             upload = BufferedInputFile(data, filename=attachment.name)
             note = caption if index == 0 and caption else None

@@ -15,7 +15,7 @@ from connectors.email import imap
 from connectors.email.config import MailboxConfig
 from connectors.email.intake import MailIntake, Outcome
 from connectors.email.reader import MailboxReader
-from connectors.email.store import FileBlobStore
+from connectors.store import FileStore
 from crm_core.clock import ManualClock
 from crm_core.contracts import Checkpoint, IdentityRef, InboundMessage, IngestResult
 from crm_core.db import Database
@@ -59,7 +59,7 @@ class StoppingIngestor:
 def _reader(
     mailbox: MailboxConfig, ingestor: StoppingIngestor | IngestService, tmp_path: Path
 ) -> MailboxReader:
-    intake = MailIntake(mailbox, ingestor, FileBlobStore(tmp_path / "media"))
+    intake = MailIntake(mailbox, ingestor, FileStore(tmp_path / "media"))
     return MailboxReader(mailbox, ingestor, intake)
 
 
@@ -276,7 +276,7 @@ async def test_malformed_mail_is_kept_raw_and_flagged_and_the_loop_goes_on(
             "broken-1@example.org",
             "letter-9@example.org",
         ]
-        store = FileBlobStore(tmp_path / "media")
+        store = FileStore(tmp_path / "media")
         for _, raw_ref in rows:
             assert raw_ref is not None
             assert store.path(raw_ref).exists()
@@ -307,7 +307,7 @@ async def test_reconnects_with_growing_backoff_when_the_server_is_down(
             if len(delays) == 4:
                 raise asyncio.CancelledError
 
-        intake = MailIntake(down, service, FileBlobStore(tmp_path))
+        intake = MailIntake(down, service, FileStore(tmp_path))
         reader = MailboxReader(down, service, intake, Backoff(first=1, longest=5), sleep=sleep)
         with contextlib.suppress(asyncio.CancelledError):
             await reader.run_forever()
@@ -344,7 +344,7 @@ async def test_attachments_are_stored_within_the_size_limits(
             return list(session.scalars(select(Message.attachments)).one())
 
         files = {str(a["name"]): a for a in await db.read(attachments)}
-        store = FileBlobStore(tmp_path / "media")
+        store = FileStore(tmp_path / "media")
         assert files["a.pdf"]["size"] == 14
         assert await store.get(str(files["a.pdf"]["storage_key"])) == b"%PDF-1.4 small"
         assert files["big.zip"]["storage_key"] is None  # over the limit: named, not kept

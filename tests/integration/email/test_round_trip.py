@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from connectors.email.sender import EmailSender
-from connectors.email.store import FileBlobStore
+from connectors.store import FileStore
 from crm_core.clock import ManualClock
 from crm_core.contracts import (
     IdentityRef,
@@ -198,7 +198,7 @@ async def test_smtp_temporary_and_permanent_errors(
     dovecot: Dovecot, smtp: SmtpCapture, tmp_path: Path, reply: str, error: type[Exception]
 ) -> None:
     mailbox = mailbox_for(dovecot, smtp.port)
-    sender = EmailSender({"sales": mailbox}, FileBlobStore(tmp_path))
+    sender = EmailSender({"sales": mailbox}, FileStore(tmp_path))
     smtp.fail_next(reply)
     with pytest.raises(error) as raised:
         await sender.send(_outbound())
@@ -212,7 +212,7 @@ async def test_smtp_temporary_and_permanent_errors(
 async def test_unreachable_smtp_server_is_temporary(dovecot: Dovecot, tmp_path: Path) -> None:
     from tests.integration.email.peers import free_port
 
-    sender = EmailSender({"sales": mailbox_for(dovecot, free_port())}, FileBlobStore(tmp_path))
+    sender = EmailSender({"sales": mailbox_for(dovecot, free_port())}, FileStore(tmp_path))
     with pytest.raises(SendError) as raised:
         await sender.send(_outbound())
     assert not isinstance(raised.value, PermanentSendError)
@@ -225,7 +225,7 @@ async def test_attachments_go_out_and_secrets_stay_out_of_logs(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level("DEBUG")
-    store = FileBlobStore(tmp_path)
+    store = FileStore(tmp_path)
     key = await store.put(b"%PDF-1.4 invoice", "attachment")
     from crm_core.contracts import Attachment
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 from aiogram import Bot
 
+from connectors.store import FileStore
 from connectors.telegram.client import make_bot
 from connectors.telegram.config import BotConfig, StartLink
-from connectors.telegram.media import AttachmentStore, MediaFetcher
+from connectors.telegram.media import MediaFetcher
 from connectors.telegram.updates import UpdateHandler
 from crm_core.clock import ManualClock
 from crm_core.contracts import Attribution
@@ -65,12 +66,12 @@ async def ingest(db: Database, clock: ManualClock) -> IngestService:
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> AttachmentStore:
-    return AttachmentStore(tmp_path / "media")
+def store(tmp_path: Path) -> FileStore:
+    return FileStore(tmp_path / "media")
 
 
 @pytest.fixture
 def handler(
-    bot_config: BotConfig, bot: Bot, ingest: IngestService, store: AttachmentStore
+    bot_config: BotConfig, bot: Bot, ingest: IngestService, store: FileStore
 ) -> UpdateHandler:
     return UpdateHandler(bot_config, bot, ingest, MediaFetcher(store, max_bytes=1024 * 1024))

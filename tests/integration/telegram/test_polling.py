@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from connectors.store import FileStore
 from connectors.telegram.config import StartLink
-from connectors.telegram.media import AttachmentStore, MediaDownloadError
+from connectors.telegram.media import MediaDownloadError
 from connectors.telegram.polling import Poller
 from connectors.telegram.updates import UpdateHandler
 from crm_core.contracts import (
@@ -52,7 +53,7 @@ async def _messages(db: Database) -> list[Message]:
 
 
 async def test_every_kind_of_message_is_stored(
-    tg: BotState, handler: UpdateHandler, db: Database, store: AttachmentStore
+    tg: BotState, handler: UpdateHandler, db: Database, store: FileStore
 ) -> None:
     ivan = user(1001)
     tg.add_file("photo-big", b"\xff\xd8 a photo", "photos/file_1.jpg")

@@ -7,7 +7,7 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
-from connectors.telegram.media import AttachmentStore
+from connectors.store import FileStore
 from connectors.telegram.ratelimit import RateLimiter
 from connectors.telegram.sender import TelegramSender
 from crm_core.contracts import (
@@ -43,7 +43,7 @@ def fake_time() -> FakeTime:
 
 
 @pytest.fixture
-def sender(bot: Bot, store: AttachmentStore, fake_time: FakeTime) -> TelegramSender:
+def sender(bot: Bot, store: FileStore, fake_time: FakeTime) -> TelegramSender:
     return TelegramSender(
         {"salesbot": bot},
         store,
@@ -138,7 +138,7 @@ async def test_an_unknown_bot_or_chat_is_permanent(sender: TelegramSender) -> No
 
 
 async def test_files_go_as_documents_with_the_text_as_caption(
-    sender: TelegramSender, tg: BotState, store: AttachmentStore
+    sender: TelegramSender, tg: BotState, store: FileStore
 ) -> None:
     key = await store.put(b"%PDF-1.7 offer")
     offer = Attachment("offer.pdf", "application/pdf", 14, storage_key=key)

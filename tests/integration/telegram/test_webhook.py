@@ -8,9 +8,10 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from connectors.store import FileStore
 from connectors.telegram.client import make_bot
 from connectors.telegram.config import BotConfig
-from connectors.telegram.media import AttachmentStore, MediaFetcher
+from connectors.telegram.media import MediaFetcher
 from connectors.telegram.updates import UpdateHandler
 from connectors.telegram.webhook import WebhookReceiver
 from crm_core.contracts import Checkpoint, Edit, IdentityRef, InboundMessage, IngestResult
@@ -44,7 +45,7 @@ class DownCore:
 
 
 async def test_an_update_that_was_not_committed_gets_no_2xx(
-    aiohttp_client: ClientFactory, store: AttachmentStore
+    aiohttp_client: ClientFactory, store: FileStore
 ) -> None:
     config = BotConfig("salesbot", TOKEN, mode="webhook", secret_token=SECRET)
     core = DownCore()

@@ -1,4 +1,8 @@
-"""Where attachment bytes and raw mail live: content-addressed files."""
+"""Where the channels keep the files clients send (and raw mail): content-addressed files.
+
+One store for every connector; a key names the channel's kind of file and the bytes'
+SHA-256, so the same bytes are stored once.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from typing import Protocol
 
 
 class BlobStore(Protocol):
-    async def put(self, data: bytes, kind: str) -> str:
+    async def put(self, data: bytes, kind: str = "files") -> str:
         """Store ``data``; answers its key (the same bytes give the same key)."""
         ...
 
@@ -19,13 +23,13 @@ class BlobStore(Protocol):
         ...
 
 
-class FileBlobStore:
+class FileStore:
     """``root/<kind>/<ab>/<sha256>``; written atomically, so a crash leaves no half file."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
 
-    async def put(self, data: bytes, kind: str) -> str:
+    async def put(self, data: bytes, kind: str = "files") -> str:
         digest = hashlib.sha256(data).hexdigest()
         key = f"{kind}/{digest[:2]}/{digest}"
         await asyncio.to_thread(self._write, self.root / key, data)
