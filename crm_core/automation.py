@@ -159,7 +159,7 @@ def _run(session: Session, journal: Journal, deal: Deal, stage: Stage, action: A
             "deal",
             deal.id,
             payload,
-            event_key=f"{deal.id}:{stage.id}:{journal.now.isoformat()}",
+            event_key=journal.occurrence(deal.id, stage.id),
         )
 
 

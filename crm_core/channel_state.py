@@ -3,7 +3,6 @@ identities that can no longer be reached."""
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 
 from sqlalchemy import bindparam, select, update
@@ -112,6 +111,6 @@ def mark_unreachable(
         "contact",
         row.contact_id,
         {"contact_id": row.contact_id, "kind": row.kind, "value": row.value, "reason": reason},
-        event_key=f"{row.id}:{uuid.uuid4().hex}",  # each flagging is its own occurrence
+        event_key=journal.occurrence(row.id),  # each flagging is its own occurrence
     )
     return True

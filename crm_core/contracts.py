@@ -7,10 +7,10 @@ Connectors and webhooks build :class:`InboundMessage` and read
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
-from crm_core.enums import Channel, IdentityKind, Segment
+from crm_core.enums import CallDisposition, Channel, Direction, IdentityKind, Segment
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +61,60 @@ class Attribution:
 
 
 @dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One phone call as a line saw it; ``key`` (``sip:<Call-ID>``) is its idempotency key.
+
+    ``callback_sla`` is how soon a client whose call nobody answered is called back.
+    """
+
+    line: str
+    call_id: str
+    caller: str
+    callee: str
+    direction: Direction
+    started_at: datetime
+    disposition: CallDisposition
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    manager_id: int | None = None
+    voicemail: Attachment | None = None
+    callback_sla: timedelta = timedelta(minutes=15)
+    source: str = "sip"
+
+    @property
+    def key(self) -> str:
+        return f"{self.source}:{self.call_id}"[:200]
+
+    @property
+    def duration_seconds(self) -> int:
+        if self.answered_at is None or self.ended_at is None:
+            return 0
+        return max(0, int((self.ended_at - self.answered_at).total_seconds()))
+
+    @property
+    def missed(self) -> bool:
+        """An inbound call that no manager talked in: the client is to be called back."""
+        return self.direction is Direction.INBOUND and self.disposition is not (
+            CallDisposition.ANSWERED
+        )
+
+    def summary(self) -> str:
+        """What the inbox shows: ``Missed call from +7916..., 0:00``."""
+        seconds = self.duration_seconds
+        length = f"{seconds // 60}:{seconds % 60:02d}"
+        if self.direction is Direction.OUTBOUND:
+            return f"Outgoing call to {self.callee}, {length} ({self.disposition.value})"
+        words = {
+            CallDisposition.ANSWERED: "Answered call",
+            CallDisposition.BUSY: "Missed call (busy)",
+            CallDisposition.VOICEMAIL: "Voicemail",
+            CallDisposition.REJECTED: "Missed call (rejected)",
+            CallDisposition.FAILED: "Missed call (failed)",
+        }
+        return f"{words.get(self.disposition, 'Missed call')} from {self.caller}, {length}"
+
+
+@dataclass(frozen=True, slots=True)
 class InboundMessage:
     """One thing a client sent, through any channel, normalized.
 
@@ -86,6 +140,8 @@ class InboundMessage:
     # from a token we put in our own messages (honoured only for the sender's contact).
     thread_refs: tuple[str, ...] = ()
     conversation_hint: int | None = None
+    # A phone call (SIP line or PBX): stored as a call record beside the message.
+    call: CallRecord | None = None
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:

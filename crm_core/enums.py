@@ -39,6 +39,7 @@ class ConversationStatus(StrEnum):
 class Direction(StrEnum):
     INBOUND = "in"
     OUTBOUND = "out"
+    NOTE = "note"  # a manager's internal note: never sent to the client
 
 
 class AuthorKind(StrEnum):
@@ -67,6 +68,7 @@ class TaskKind(StrEnum):
     NEEDS = "needs"
     PROPOSAL = "proposal"
     FOLLOW_UP = "follow_up"
+    CALL_BACK = "call_back"
     OTHER = "other"
 
 
@@ -86,3 +88,14 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"
+
+
+class CallDisposition(StrEnum):
+    """How a phone call ended; every one but ``answered`` leaves a client to call back."""
+
+    ANSWERED = "answered"
+    MISSED = "missed"
+    BUSY = "busy"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    VOICEMAIL = "voicemail"

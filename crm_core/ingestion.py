@@ -14,6 +14,7 @@ from crm_core import ingest_sql as q
 from crm_core import tables as t
 from crm_core import timers
 from crm_core.automation import Automation
+from crm_core.calls import record_call
 from crm_core.contracts import IdentityRef, InboundMessage, IngestResult
 from crm_core.enums import (
     AuthorKind,
@@ -90,6 +91,20 @@ class Ingestion:
         if self.decision is not None and self.decision.auto_reply:
             self._auto_reply(conversation_id, self.decision.auto_reply)
         deal_id, task_id = self._deal(contact, created, conversation_id, assignee_id)
+        if self.message.call is not None:
+            call_back_id = record_call(
+                self.session,
+                self.journal,
+                self.service.automation,
+                self.message.call,
+                account_id=self.account_id,
+                contact_id=contact.id,
+                conversation_id=conversation_id,
+                message_id=message_id,
+                deal_id=deal_id,
+                assignee_id=assignee_id or contact.owner_id,
+            )
+            task_id = call_back_id or task_id
         self.journal.recorded_and_emitted(
             "message.created",
             "message",
@@ -522,7 +537,7 @@ class Ingestion:
             self._task(spec, owner_id, contact.id, deal_id, conversation_id)
             for spec in self._task_specs()
         ]
-        return deal_id, task_ids[0]
+        return deal_id, task_ids[0] if task_ids else None
 
     def _funnel_stage(self) -> tuple[str, int, int]:
         """The deal's funnel and stage: the message's own funnel, else the rule's, else the
@@ -548,6 +563,8 @@ class Ingestion:
         return code, funnel_id, stage_id
 
     def _task_specs(self) -> tuple[TaskSpec, ...]:
+        if self.message.call is not None and self.message.call.missed:
+            return ()  # the call's own call-back task is the first (crm_core.calls)
         if self.decision is not None and self.decision.tasks:
             return self.decision.tasks
         if any(i.kind is IdentityKind.PHONE for i in self.identities):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -87,6 +88,11 @@ class Journal:
                 "delivered_at": None,
             }
         )
+
+    def occurrence(self, *parts: object) -> str:
+        """An event key for a change that may happen again (a close, a reassignment):
+        its parts and a random tail, so that two changes in one instant never collide."""
+        return ":".join([*(str(p) for p in parts), uuid.uuid4().hex[:16]])
 
     def recorded_and_emitted(
         self,

@@ -10,6 +10,7 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_core.access import Viewer, viewer_for
 from crm_core.enums import Role
 from crm_core.identities import normalize_email
 from crm_core.journal import Journal
@@ -113,3 +114,62 @@ def token_owner(session: Session, plain: str) -> TokenOwner | None:
         )
     ).first()
     return TokenOwner(row[0], row[1], row[2]) if row else None
+
+
+def token_viewer(session: Session, plain: str) -> Viewer | None:
+    """Who a live token speaks for: its manager (with their role and team) or, for a token
+    that names no manager, the integration."""
+    owner = token_owner(session, plain)
+    if owner is None:
+        return None
+    if owner.manager_id is None:
+        return Viewer(actor=owner.actor, name=owner.name)
+    return viewer_for(session, owner.manager_id, owner.actor)
+
+
+@dataclass(frozen=True, slots=True)
+class ManagerChange:
+    """What an admin changes about a manager; None leaves a field as it is."""
+
+    name: str | None = None
+    role: Role | None = None
+    team: str | None = None
+    capacity: int | None = None
+    active: bool | None = None
+    password: str | None = None
+
+
+def change_manager(
+    session: Session, journal: Journal, manager_id: int, change: ManagerChange
+) -> Manager:
+    manager = session.get(Manager, manager_id)
+    if manager is None:
+        raise LookupError(f"manager {manager_id} not found")
+    changes: dict[str, object] = {}
+    if change.team is not None:
+        manager.team_id = team_named(session, change.team, journal).id
+        changes["team_id"] = manager.team_id
+    for name in ("name", "capacity", "active"):
+        value = getattr(change, name)
+        if value is not None:
+            setattr(manager, name, value)
+            changes[name] = value
+    if change.role is not None:
+        manager.role = change.role.value
+        changes["role"] = change.role.value
+    if change.password is not None:
+        manager.password_hash = hash_password(change.password)
+        changes["password_changed"] = True  # never the password, nor its hash
+    session.flush()
+    journal.recorded_and_emitted("manager.changed", "manager", manager.id, changes)
+    return manager
+
+
+def set_team_sharing(session: Session, journal: Journal, team_id: int, shared: bool) -> Team:
+    """Shared work: the team's managers see each other's conversations and deals."""
+    team = session.get(Team, team_id)
+    if team is None:
+        raise LookupError(f"team {team_id} not found")
+    team.shared_work = shared
+    journal.record("team.changed", "team", team.id, {"shared_work": shared})
+    return team

@@ -11,6 +11,13 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from crm_core.access import (
+    Viewer,
+    contact_scope,
+    conversation_scope,
+    deal_scope,
+    task_scope,
+)
 from crm_core.models import (
     Base,
     ChannelAccount,
@@ -74,16 +81,16 @@ def _page(
     return rows, (rows[-1].id if more and rows else None)
 
 
-def contacts_page(session: Session, after: int, limit: int) -> Page:
-    query = select(Contact).where(Contact.merged_into_id.is_(None))
+def contacts_page(session: Session, viewer: Viewer, after: int, limit: int) -> Page:
+    query = select(Contact).where(Contact.merged_into_id.is_(None), contact_scope(viewer))
     contacts, next_after = _page(session, query, Contact, after, limit)
     identities = _identities_of(session, [c.id for c in contacts])
     items = [{**plain(c), "identities": identities[c.id]} for c in contacts]
     return Page(items, next_after)
 
 
-def contact_detail(session: Session, contact_id: int) -> Row | None:
-    contact = session.get(Contact, contact_id)
+def contact_detail(session: Session, viewer: Viewer, contact_id: int) -> Row | None:
+    contact = session.scalar(select(Contact).where(Contact.id == contact_id, contact_scope(viewer)))
     if contact is None:
         return None
     identities = _identities_of(session, [contact_id])
@@ -132,13 +139,14 @@ def _identities_of(session: Session, contact_ids: list[int]) -> dict[int, list[R
 
 def conversations_page(
     session: Session,
+    viewer: Viewer,
     after: int,
     limit: int,
     *,
     status: str | None = None,
     contact_id: int | None = None,
 ) -> Page:
-    query = select(Conversation)
+    query = select(Conversation).where(conversation_scope(viewer))
     if status is not None:
         query = query.where(Conversation.status == status)
     if contact_id is not None:
@@ -148,9 +156,11 @@ def conversations_page(
 
 
 def conversation_detail(
-    session: Session, conversation_id: int, after: int, limit: int
+    session: Session, viewer: Viewer, conversation_id: int, after: int, limit: int
 ) -> Row | None:
-    conversation = session.get(Conversation, conversation_id)
+    conversation = session.scalar(
+        select(Conversation).where(Conversation.id == conversation_id, conversation_scope(viewer))
+    )
     if conversation is None:
         return None
     account = session.get(ChannelAccount, conversation.channel_account_id)
@@ -171,6 +181,7 @@ def conversation_detail(
 
 def deals_page(
     session: Session,
+    viewer: Viewer,
     after: int,
     limit: int,
     *,
@@ -178,7 +189,7 @@ def deals_page(
     stage: str | None = None,
     contact_id: int | None = None,
 ) -> Page:
-    query = select(Deal)
+    query = select(Deal).where(deal_scope(viewer))
     if funnel is not None or stage is not None:
         query = query.join(Funnel, Funnel.id == Deal.funnel_id).join(
             Stage, Stage.id == Deal.stage_id
@@ -193,8 +204,8 @@ def deals_page(
     return Page([plain(d) for d in deals], next_after)
 
 
-def deal_detail(session: Session, deal_id: int) -> Row | None:
-    deal = session.get(Deal, deal_id)
+def deal_detail(session: Session, viewer: Viewer, deal_id: int) -> Row | None:
+    deal = session.scalar(select(Deal).where(Deal.id == deal_id, deal_scope(viewer)))
     if deal is None:
         return None
     history = (
@@ -209,14 +220,19 @@ def deal_detail(session: Session, deal_id: int) -> Row | None:
 
 def tasks_page(
     session: Session,
+    viewer: Viewer,
     after: int,
     limit: int,
     *,
     status: str | None = None,
     assignee_id: int | None = None,
     deal_id: int | None = None,
+    overdue_at: datetime | None = None,
 ) -> Page:
-    query = select(Task)
+    """``overdue_at``: only open tasks due before that moment."""
+    query = select(Task).where(task_scope(viewer))
+    if overdue_at is not None:
+        query = query.where(Task.status == "open", Task.due_at < overdue_at)
     if status is not None:
         query = query.where(Task.status == status)
     if assignee_id is not None:

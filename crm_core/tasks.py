@@ -5,7 +5,6 @@ Every change is an audit entry (the history activity reports read) and an event.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -110,7 +109,7 @@ def change_task(session: Session, journal: Journal, task_id: int, change: TaskCh
             "task",
             task.id,
             {"task_id": task.id, **changes},
-            event_key=f"{task.id}:{journal.now.isoformat()}:{action}",
+            event_key=journal.occurrence(task.id, action),
         )
     return task
 
@@ -129,7 +128,7 @@ def complete_task(
         "task",
         task.id,
         {"task_id": task.id, "deal_id": task.deal_id, "assignee_id": task.assignee_id},
-        event_key=f"{task.id}:{uuid.uuid4().hex}",
+        event_key=journal.occurrence(task.id),
     )
     if automation is not None and task.deal_id and automation.listens("task_completed"):
         session.flush()
@@ -148,7 +147,7 @@ def reopen_task(session: Session, journal: Journal, task_id: int) -> Task:
         "task",
         task.id,
         {"task_id": task.id},
-        event_key=f"{task.id}:{uuid.uuid4().hex}",
+        event_key=journal.occurrence(task.id),
     )
     return task
 

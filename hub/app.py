@@ -22,11 +22,24 @@ from crm_core.outbox import OutboxRelay, RelayPolicy
 from crm_core.replies import SEND_TOPIC_PREFIX, SendDispatcher
 from crm_core.routing_store import latest_routing
 from crm_core.timers import TimerRunner
-from hub import email, hooks, telegram
-from hub.api import deals, inbound, openapi, reads, replies, tasks
+from hub import email, hooks, live, sip, telegram
+from hub.api import (
+    calls,
+    conversations,
+    deals,
+    inbound,
+    inbox,
+    openapi,
+    people,
+    reads,
+    replies,
+    session,
+    tasks,
+)
 from hub.api import routing as routing_api
-from hub.api.auth import token_middleware
+from hub.api.auth import auth_middleware
 from hub.api.errors import body_limit_middleware, error_middleware
+from hub.files import FILES, FileStores
 from hub.keys import (
     CLOCK,
     DATABASE,
@@ -39,8 +52,10 @@ from hub.keys import (
     TOKENS,
 )
 from hub.routing_setup import RoutingDocumentError, load_routing
+from hub.sessions import LOGIN_LIMITER, LoginLimiter
 from hub.settings import Settings
 from hub.tokens import TokenCache
+from hub.web import pages
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +69,16 @@ def create_app(
     the app add theirs to ``app[SENDERS]`` (tests may pass their own)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, body_limit_middleware, token_middleware],
+        middlewares=[error_middleware, body_limit_middleware, auth_middleware],
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()
     app[SENDERS] = senders if senders is not None else {}
     app[ROUTING] = load_routing(settings)  # a bad file stops the start, with its reason
+    app[FILES] = FileStores(settings.media_dir)
+    app[LOGIN_LIMITER] = LoginLimiter(
+        settings.login_attempts, timedelta(minutes=settings.login_window_minutes)
+    )
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_outbox_relay)
     app.cleanup_ctx.append(_timers)
@@ -69,11 +88,19 @@ def create_app(
     app.router.add_routes(deals.routes)
     app.router.add_routes(replies.routes)
     app.router.add_routes(tasks.routes)
+    app.router.add_routes(calls.routes)
     app.router.add_routes(routing_api.routes)
     app.router.add_routes(openapi.routes)
+    app.router.add_routes(session.routes)
+    app.router.add_routes(inbox.routes)
+    app.router.add_routes(conversations.routes)
+    app.router.add_routes(live.routes)
+    app.router.add_routes(people.routes)
     telegram.install(app)
     hooks.install(app)
     email.install(app)
+    sip.install(app)
+    pages.install(app)  # the inbox UI: pages, /static/, their security headers
     return app
 
 

@@ -12,13 +12,16 @@ import sys
 from collections.abc import Sequence
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_core import migrate
 from crm_core.clock import SystemClock
 from crm_core.db import Database, T, Work
 from crm_core.enums import Role
+from crm_core.identities import normalize_email
 from crm_core.journal import Journal
+from crm_core.models import Manager
 from crm_core.people import create_api_token, create_manager
 from hub import logs
 from hub.app import create_app
@@ -72,6 +75,11 @@ def _parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser("create-token", help="issue an API token (shown once)")
     token.add_argument("--name", required=True, help="what the token is for")
+    token.add_argument(
+        "--manager-email",
+        help="the token speaks for this manager, with their role and visibility "
+        "(default: an integration token that sees the whole CRM)",
+    )
     token.set_defaults(command=_create_token)
     return parser
 
@@ -133,7 +141,13 @@ def _create_manager(args: argparse.Namespace, settings: Settings) -> int:
 def _create_token(args: argparse.Namespace, settings: Settings) -> int:
     def work(session: Session) -> str:
         journal = Journal("cli", SystemClock().now())
-        _token, plain = create_api_token(session, journal, args.name)
+        manager_id = None
+        if args.manager_email:
+            address = normalize_email(args.manager_email)
+            manager_id = session.scalar(select(Manager.id).where(Manager.email == address))
+            if manager_id is None:
+                raise SettingsError(f"no manager with the email {address}")
+        _token, plain = create_api_token(session, journal, args.name, manager_id)
         journal.flush(session)
         return plain
 

@@ -31,6 +31,7 @@ from connectors.email.reader import MailboxReader
 from connectors.email.sender import EmailSender
 from connectors.store import FileStore
 from crm_core.enums import Channel
+from hub.files import FILES
 from hub.keys import CLOCK, INGEST, SENDERS, SETTINGS
 from hub.settings import SettingsError
 
@@ -54,14 +55,14 @@ def install(app: web.Application) -> None:
         return
     if not isinstance(table, Mapping):
         raise SettingsError("channels.email: expected a table with [[channels.email.mailboxes]]")
-    media_dir = table.get("media_dir", "omnihub-media")
+    media_dir = table.get("media_dir", app[SETTINGS].media_dir)
     if not isinstance(media_dir, str) or not media_dir:
         raise SettingsError("channels.email.media_dir: expected a folder path")
     try:
         mailboxes = parse_mailboxes(table)
     except MailboxConfigError as exc:
         raise SettingsError(str(exc)) from exc
-    app[EMAIL] = EmailChannel(mailboxes, FileStore(media_dir))
+    app[EMAIL] = EmailChannel(mailboxes, app[FILES].add(media_dir))
     app.cleanup_ctx.append(_run)
 
 

@@ -38,6 +38,13 @@ class Settings:
     outbox_poll_seconds: float = 1.0
     token_cache_seconds: float = 10.0
     timer_poll_seconds: float = 5.0
+    media_dir: str = "omnihub-media"  # files clients send; a channel may name its own
+    session_hours: int = 12  # how long an inbox login lasts
+    # Secure cookies: browsers still send them to http://localhost and 127.0.0.1; turn off
+    # only for a plain-HTTP deployment on another host (and then, better, add TLS).
+    session_cookie_secure: bool = True
+    login_attempts: int = 5  # failed logins per email (x4 per address) ...
+    login_window_minutes: int = 15  # ... within this window before 429
     routing_file: str = ""  # YAML rules, teams and queues; empty: the shipped default
     # One table per channel, read by that channel's own setup module in hub/, e.g.
     # [channels.telegram] ... ; from the environment as JSON (OMNIHUB_CHANNELS).

@@ -27,7 +27,6 @@ from dataclasses import dataclass, field
 from aiogram import Bot
 from aiohttp import web
 
-from connectors.store import FileStore
 from connectors.telegram.client import make_bot
 from connectors.telegram.config import TelegramConfig, TelegramConfigError, parse_config
 from connectors.telegram.media import MediaFetcher
@@ -37,6 +36,7 @@ from connectors.telegram.updates import UpdateHandler
 from connectors.telegram.webhook import WebhookReceiver, set_webhook
 from crm_core.enums import Channel
 from hub.api.errors import json_error
+from hub.files import FILES
 from hub.keys import INGEST, SENDERS, SETTINGS
 from hub.settings import SettingsError
 
@@ -82,7 +82,7 @@ async def _webhook(request: web.Request) -> web.Response:
 async def _run(app: web.Application) -> AsyncIterator[None]:
     channel = app[TELEGRAM]
     config = channel.config
-    store = FileStore(config.media_dir)
+    store = app[FILES].add(config.media_dir or app[SETTINGS].media_dir)
     fetcher = MediaFetcher(store, config.max_file_bytes)
     for bot_config in config.bots:
         channel.handlers[bot_config.key] = UpdateHandler(

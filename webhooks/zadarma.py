@@ -2,8 +2,8 @@
 
 The ``Signature`` header is base64 of the *hex* HMAC-SHA1 (PHP's ``hash_hmac``) of the
 event's fields, keyed with the API secret. A call that ends unanswered becomes a
-missed-call lead (the core's first task for a phone is a call back); an answered one
-a message on the contact's conversation describing the call.
+missed call (a call record whose call-back task the core creates, as for a SIP line);
+an answered one a message and a call record on the contact's conversation.
 """
 
 from __future__ import annotations
@@ -11,9 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from datetime import timedelta
 
-from crm_core.contracts import InboundMessage
-from crm_core.enums import Channel
+from crm_core.contracts import CallRecord, InboundMessage
+from crm_core.enums import CallDisposition, Channel, Direction
 from webhooks.common import (
     Answer,
     BadSignatureError,
@@ -26,6 +27,12 @@ from webhooks.common import (
 from webhooks.signatures import same
 from webhooks.sources import Source
 
+_DISPOSITIONS = {
+    "answered": CallDisposition.ANSWERED,
+    "busy": CallDisposition.BUSY,
+    "cancel": CallDisposition.MISSED,
+    "no answer": CallDisposition.MISSED,
+}
 # The fields each event signs, in order.
 SIGNED = {
     "NOTIFY_START": ("caller_id", "called_did", "call_start"),
@@ -81,6 +88,22 @@ def call_message(source: Source, fields: dict[str, str], request: HookRequest) -
         text = f"Missed call to {number} ({disposition or 'not answered'}): call back"
     if fields.get("is_recorded") == "1" and fields.get("call_id_with_rec"):
         text += f"\nRecording: {fields['call_id_with_rec']}"
+    outcome = _DISPOSITIONS.get(disposition, CallDisposition.FAILED)
+    answered = (
+        request.now - timedelta(seconds=seconds) if outcome is CallDisposition.ANSWERED else None
+    )
+    call = CallRecord(
+        line=source.key,
+        call_id=call_id,
+        caller=caller,
+        callee=number,
+        direction=Direction.INBOUND,
+        started_at=answered or request.now,
+        disposition=outcome,
+        answered_at=answered,
+        ended_at=request.now,
+        source="zadarma",
+    )
     return InboundMessage(
         channel=Channel.PHONE,
         channel_account=source.key,
@@ -90,4 +113,5 @@ def call_message(source: Source, fields: dict[str, str], request: HookRequest) -
         text=text,
         funnel=source.funnel,
         raw_ref=f"zadarma:{call_id}",
+        call=call,
     )

@@ -76,7 +76,7 @@ class BotConfig:
 @dataclass(frozen=True, slots=True)
 class TelegramConfig:
     bots: tuple[BotConfig, ...]
-    media_dir: str = "media"
+    media_dir: str = ""  # empty: the hub's shared media_dir
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
 
 
@@ -104,8 +104,8 @@ def parse_config(table: Mapping[str, Any]) -> TelegramConfig:
                 f"channels.telegram.bots[{index}].token: the same bot as "
                 f"bots[{tokens.index(bot.token)}]; one bot is consumed by one entry"
             )
-    media_dir = table.get("media_dir", "media")
-    if not isinstance(media_dir, str) or not media_dir:
+    media_dir = table.get("media_dir", "")
+    if not isinstance(media_dir, str) or ("media_dir" in table and not media_dir):
         raise TelegramConfigError("channels.telegram.media_dir: expected a folder path")
     limit = table.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:

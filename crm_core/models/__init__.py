@@ -1,6 +1,7 @@
 """The ORM tables of the unified model (SQLAlchemy 2)."""
 
 from crm_core.models.base import Base, UTCDateTime
+from crm_core.models.calls import Call
 from crm_core.models.configuration import RoutingDocument
 from crm_core.models.contacts import Contact, ContactIdentity, ContactMerge, Touch
 from crm_core.models.conversations import (
@@ -12,7 +13,7 @@ from crm_core.models.conversations import (
 )
 from crm_core.models.deals import Deal, DealStageChange, Funnel, Stage, Task
 from crm_core.models.journal import AuditEntry, OutboxMessage
-from crm_core.models.people import ApiToken, Manager, Team
+from crm_core.models.people import ApiToken, ConversationRead, Manager, ManagerSession, Team
 from crm_core.models.timers import Timer
 from crm_core.models.webhooks import WebhookDelivery, WebhookSubscription
 
@@ -20,16 +21,19 @@ __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "Call",
     "ChannelAccount",
     "ChannelCheckpoint",
     "Contact",
     "ContactIdentity",
     "ContactMerge",
     "Conversation",
+    "ConversationRead",
     "Deal",
     "DealStageChange",
     "Funnel",
     "Manager",
+    "ManagerSession",
     "Message",
     "MessageRevision",
     "OutboxMessage",

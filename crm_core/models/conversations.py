@@ -29,6 +29,8 @@ class Conversation(Base):
     __table_args__ = (
         Index("ix_conversations_contact_account", "contact_id", "channel_account_id"),
         Index("ix_conversations_assignee_status", "assignee_id", "status"),
+        # The inbox lists conversations by latest activity.
+        Index("ix_conversations_last_message_at", "last_message_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

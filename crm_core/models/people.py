@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models.base import Base, UTCDateTime
@@ -15,6 +15,9 @@ class Team(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
+    # Shared work: every manager of the team sees the team's conversations and deals.
+    # Competing work (the default): a manager sees only own and unassigned ones.
+    shared_work: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
@@ -45,3 +48,28 @@ class ApiToken(Base):
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ManagerSession(Base):
+    """A browser login: the cookie's SHA-256 (never the cookie) and its CSRF token."""
+
+    __tablename__ = "manager_sessions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ConversationRead(Base):
+    """How far a manager has read a conversation: the unread count's other half."""
+
+    __tablename__ = "conversation_reads"
+
+    manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id"), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), primary_key=True)
+    last_read_message_id: Mapped[int] = mapped_column(Integer)
+    read_at: Mapped[datetime] = mapped_column(UTCDateTime())

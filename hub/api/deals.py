@@ -9,9 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from crm_core import queries
+from crm_core.access import sees_deal
 from crm_core.deals import DealError, move_deal
 from crm_core.journal import Journal
-from hub.api.auth import TOKEN_OWNER
+from hub.api.auth import VIEWER
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
 from hub.api.reads import path_id
@@ -33,12 +34,14 @@ class StageMove(BaseModel):
 async def post_deal_stage(request: web.Request) -> web.Response:
     deal_id = path_id(request)
     move = await parse_body(request, StageMove)
-    actor = request[TOKEN_OWNER].actor
+    viewer = request[VIEWER]
     clock = request.app[CLOCK]
     automation = request.app[ROUTING].automation
 
     def work(session: Session) -> queries.Row:
-        journal = Journal(actor, clock.now())
+        if not sees_deal(session, viewer, deal_id):
+            raise LookupError(f"deal {deal_id} not found")
+        journal = Journal(viewer.actor, clock.now())
         move_deal(
             session,
             deal_id,
@@ -49,7 +52,7 @@ async def post_deal_stage(request: web.Request) -> web.Response:
             on_enter=automation.on_enter,
         )
         journal.flush(session)
-        detail = queries.deal_detail(session, deal_id)
+        detail = queries.deal_detail(session, viewer, deal_id)
         assert detail is not None
         return detail
 

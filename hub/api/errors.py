@@ -26,6 +26,11 @@ class ApiError(Exception):
         self.error = error
         self.message = message
         self.extra = extra
+        self.headers: dict[str, str] = {}
+
+    def with_headers(self, headers: dict[str, str]) -> ApiError:
+        self.headers.update(headers)
+        return self
 
 
 def not_found(what: str) -> ApiError:
@@ -52,7 +57,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except ApiError as exc:
-        return json_error(exc.status, exc.error, exc.message, **exc.extra)
+        response = json_error(exc.status, exc.error, exc.message, **exc.extra)
+        response.headers.update(exc.headers)
+        return response
     except web.HTTPRequestEntityTooLarge as exc:
         return json_error(413, "body_too_large", exc.text or "the body is too large")
     except web.HTTPException as exc:

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.api import webhooks_doc
+from hub.api import calls_doc, inbox_doc, webhooks_doc
 from hub.api.deals import StageMove
 from hub.api.inbound_schema import InboundBody
 from hub.api.replies import Reply
@@ -145,6 +145,10 @@ def document() -> dict[str, Any]:
     }
     schemas["Object"] = {"type": "object"}
     schemas.update(webhooks_doc.schemas())
+    schemas.update(inbox_doc.schemas())
+    for schema in list(schemas.values()):  # pydantic nests enums under $defs: hoist them
+        schemas.update(schema.pop("$defs", {}))
+    schemas.update(calls_doc.schemas())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -154,11 +158,16 @@ def document() -> dict[str, Any]:
         },
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"token": {"type": "http", "scheme": "bearer"}},
+            "securitySchemes": {
+                "token": {"type": "http", "scheme": "bearer"},
+                "session": {"type": "apiKey", "in": "cookie", "name": "omnihub_session"},
+            },
         },
-        "security": [{"token": []}],
+        "security": [{"token": []}, {"session": []}],
         "paths": {
             **webhooks_doc.paths(),
+            **inbox_doc.paths(),
+            **calls_doc.paths(),
             "/api/v1/inbound": {
                 "post": {
                     "summary": "Ingest one inbound message (the API channel).",
@@ -251,6 +260,7 @@ def document() -> dict[str, Any]:
                     "Tasks.",
                     [
                         _query("status", {"type": "string", "enum": ["open", "done", "cancelled"]}),
+                        _query("view", {"type": "string", "enum": ["mine", "overdue", "all"]}),
                         _query("assignee_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
                         _query("deal_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
                     ],

@@ -10,9 +10,10 @@ from sqlalchemy.orm import Session
 
 from crm_core import queries
 from crm_core.enums import ConversationStatus, TaskStatus
+from crm_core.inbox import contact_card
 from crm_core.journal import Journal
 from crm_core.merge import MergeError, undo_merge
-from hub.api.auth import TOKEN_OWNER
+from hub.api.auth import VIEWER
 from hub.api.errors import ApiError, not_found
 from hub.keys import CLOCK, DATABASE, RELAY
 
@@ -60,7 +61,7 @@ def path_id(request: web.Request) -> int:
 async def list_contacts(request: web.Request) -> web.Response:
     after, limit = _paging(request)
     page = await request.app[DATABASE].read(
-        partial(queries.contacts_page, after=after, limit=limit)
+        partial(queries.contacts_page, viewer=request[VIEWER], after=after, limit=limit)
     )
     return web.json_response(page.as_json())
 
@@ -68,7 +69,7 @@ async def list_contacts(request: web.Request) -> web.Response:
 @routes.get("/api/v1/contacts/{id}")
 async def get_contact(request: web.Request) -> web.Response:
     found = await request.app[DATABASE].read(
-        partial(queries.contact_detail, contact_id=path_id(request))
+        partial(contact_card, viewer=request[VIEWER], contact_id=path_id(request))
     )
     return _found(found, "contact")
 
@@ -79,6 +80,7 @@ async def list_conversations(request: web.Request) -> web.Response:
     page = await request.app[DATABASE].read(
         partial(
             queries.conversations_page,
+            viewer=request[VIEWER],
             after=after,
             limit=limit,
             status=_choice(request, "status", {s.value for s in ConversationStatus}),
@@ -94,6 +96,7 @@ async def get_conversation(request: web.Request) -> web.Response:
     found = await request.app[DATABASE].read(
         partial(
             queries.conversation_detail,
+            viewer=request[VIEWER],
             conversation_id=path_id(request),
             after=after,
             limit=limit,
@@ -108,6 +111,7 @@ async def list_deals(request: web.Request) -> web.Response:
     page = await request.app[DATABASE].read(
         partial(
             queries.deals_page,
+            viewer=request[VIEWER],
             after=after,
             limit=limit,
             funnel=request.query.get("funnel"),
@@ -120,7 +124,9 @@ async def list_deals(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/deals/{id}")
 async def get_deal(request: web.Request) -> web.Response:
-    found = await request.app[DATABASE].read(partial(queries.deal_detail, deal_id=path_id(request)))
+    found = await request.app[DATABASE].read(
+        partial(queries.deal_detail, viewer=request[VIEWER], deal_id=path_id(request))
+    )
     return _found(found, "deal")
 
 
@@ -132,15 +138,25 @@ async def list_funnels(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/tasks")
 async def list_tasks(request: web.Request) -> web.Response:
+    """``view``: ``mine`` (assigned to the caller), ``overdue`` (open, past due), ``all``."""
     after, limit = _paging(request)
+    viewer = request[VIEWER]
+    view = _choice(request, "view", {"mine", "overdue", "all"})
+    assignee = _int_param(request, "assignee_id", None, 1, 2**62)
+    if view == "mine":
+        if viewer.manager_id is None:
+            raise ApiError(400, "invalid_query", "view=mine needs a manager's session or token")
+        assignee = viewer.manager_id
     page = await request.app[DATABASE].read(
         partial(
             queries.tasks_page,
+            viewer=viewer,
             after=after,
             limit=limit,
             status=_choice(request, "status", {s.value for s in TaskStatus}),
-            assignee_id=_int_param(request, "assignee_id", None, 1, 2**62),
+            assignee_id=assignee,
             deal_id=_int_param(request, "deal_id", None, 1, 2**62),
+            overdue_at=request.app[CLOCK].now() if view == "overdue" else None,
         )
     )
     return web.json_response(page.as_json())
@@ -149,7 +165,10 @@ async def list_tasks(request: web.Request) -> web.Response:
 @routes.post("/api/v1/merges/{id}/undo")
 async def post_undo_merge(request: web.Request) -> web.Response:
     merge_id = path_id(request)
-    actor = request[TOKEN_OWNER].actor
+    viewer = request[VIEWER]
+    if not viewer.can_reassign:
+        raise ApiError(403, "forbidden", "only a head of sales or an admin may undo a merge")
+    actor = viewer.actor
     clock = request.app[CLOCK]
 
     def work(session: Session) -> queries.Row:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.journal import Journal
 from crm_core.routing_store import store_routing
-from hub.api.auth import TOKEN_OWNER
+from hub.api.auth import VIEWER
 from hub.api.errors import ApiError
 from hub.keys import CLOCK, DATABASE, INGEST, RELAY, ROUTING
 from hub.routing_setup import RoutingDocumentError, parse
@@ -37,7 +37,7 @@ async def put_routing(request: web.Request) -> web.Response:
         raise ApiError(
             400, "invalid_routing", str(exc), errors=[{"field": exc.where, "message": str(exc)}]
         ) from None
-    actor = request[TOKEN_OWNER].actor
+    actor = request[VIEWER].actor
     clock = request.app[CLOCK]
 
     def work(session: Session) -> int:

@@ -9,6 +9,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from crm_core import queries
+from crm_core.access import Viewer, sees_contact, sees_conversation, sees_deal, sees_task
 from crm_core.enums import TaskKind
 from crm_core.journal import Journal
 from crm_core.models import Task
@@ -21,7 +22,7 @@ from crm_core.tasks import (
     reopen_task,
     task_history,
 )
-from hub.api.auth import TOKEN_OWNER
+from hub.api.auth import VIEWER
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
 from hub.api.reads import path_id
@@ -51,13 +52,18 @@ class TaskPatch(BaseModel):
 
 
 async def _run(
-    request: web.Request, act: Callable[[Session, Journal], Task], status: int = 200
+    request: web.Request,
+    act: Callable[[Session, Journal], Task],
+    visible: Callable[[Session, Viewer], bool],
+    status: int = 200,
 ) -> web.Response:
-    owner = request[TOKEN_OWNER]
+    viewer = request[VIEWER]
     clock = request.app[CLOCK]
 
     def work(session: Session) -> queries.Row:
-        journal = Journal(owner.actor, clock.now())
+        if not visible(session, viewer):
+            raise LookupError("not visible")
+        journal = Journal(viewer.actor, clock.now())
         task = act(session, journal)
         journal.flush(session)
         return {**queries.plain(task), "history": task_history(session, task.id)}
@@ -75,7 +81,19 @@ async def _run(
 @routes.post("/api/v1/tasks")
 async def post_task(request: web.Request) -> web.Response:
     body = await parse_body(request, NewTask)
-    author = request[TOKEN_OWNER].manager_id
+    author = request[VIEWER].manager_id
+
+    def visible(session: Session, viewer: Viewer) -> bool:
+        """What the task hangs on must be the viewer's to see."""
+        return (
+            (body.contact_id is None or sees_contact(session, viewer, body.contact_id))
+            and (body.deal_id is None or sees_deal(session, viewer, body.deal_id))
+            and (
+                body.conversation_id is None
+                or sees_conversation(session, viewer, body.conversation_id)
+            )
+        )
+
     return await _run(
         request,
         lambda s, j: create_task(
@@ -90,6 +108,7 @@ async def post_task(request: web.Request) -> web.Response:
             deal_id=body.deal_id,
             conversation_id=body.conversation_id,
         ),
+        visible,
         status=201,
     )
 
@@ -98,9 +117,11 @@ async def post_task(request: web.Request) -> web.Response:
 async def get_task(request: web.Request) -> web.Response:
     task_id = path_id(request)
 
+    viewer = request[VIEWER]
+
     def work(session: Session) -> queries.Row | None:
         task = session.get(Task, task_id)
-        if task is None:
+        if task is None or not sees_task(session, viewer, task_id):
             return None
         return {**queries.plain(task), "history": task_history(session, task_id)}
 
@@ -115,17 +136,23 @@ async def patch_task(request: web.Request) -> web.Response:
     task_id = path_id(request)
     body = await parse_body(request, TaskPatch)
     change = TaskChange(title=body.title, assignee_id=body.assignee_id, due_at=body.due_at)
-    return await _run(request, lambda s, j: change_task(s, j, task_id, change))
+    return await _run(request, lambda s, j: change_task(s, j, task_id, change), _sees(task_id))
 
 
 @routes.post("/api/v1/tasks/{id}/complete")
 async def post_complete(request: web.Request) -> web.Response:
     task_id = path_id(request)
     automation = request.app[ROUTING].automation
-    return await _run(request, lambda s, j: complete_task(s, j, task_id, automation))
+    return await _run(
+        request, lambda s, j: complete_task(s, j, task_id, automation), _sees(task_id)
+    )
 
 
 @routes.post("/api/v1/tasks/{id}/reopen")
 async def post_reopen(request: web.Request) -> web.Response:
     task_id = path_id(request)
-    return await _run(request, lambda s, j: reopen_task(s, j, task_id))
+    return await _run(request, lambda s, j: reopen_task(s, j, task_id), _sees(task_id))
+
+
+def _sees(task_id: int) -> Callable[[Session, Viewer], bool]:
+    return lambda session, viewer: sees_task(session, viewer, task_id)

@@ -21,7 +21,7 @@ from crm_core.db import Database
 from crm_core.journal import EVENT_TOPIC_PREFIX, Journal
 from crm_core.models import WebhookSubscription
 from crm_core.outbox import OutboxHandler
-from hub.api.auth import TOKEN_OWNER
+from hub.api.auth import VIEWER
 from hub.api.bodies import invalid_body
 from hub.api.errors import ApiError, not_found
 from hub.api.reads import _paging, path_id
@@ -140,7 +140,7 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
 
 
 async def _write(request: web.Request, work: Callable[[Session, Journal], Any]) -> Any:
-    actor = request[TOKEN_OWNER].actor
+    actor = request[VIEWER].actor
     clock = request.app[CLOCK]
 
     def run(session: Session) -> Any:

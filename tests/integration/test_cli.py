@@ -86,6 +86,13 @@ def test_run_serves_and_stops_cleanly(tmp_path: Path, stop: signal.Signals) -> N
     assert made.returncode == 0, made.stderr
     token = _omnihub(tmp_path, "create-token", "--name", "site").stdout.strip().splitlines()[-1]
     assert token.startswith("omh_")
+    personal = _omnihub(
+        tmp_path, "create-token", "--name", "anna", "--manager-email", "Anna@Example.test"
+    ).stdout.strip()
+    assert personal.startswith("omh_")
+    unknown = _omnihub(tmp_path, "create-token", "--name", "x", "--manager-email", "no@pe.test")
+    assert unknown.returncode != 0
+    assert "no manager with the email no@pe.test" in unknown.stderr
     port = _free_port()
     process = subprocess.Popen(
         [*OMNIHUB, "run", "--port", str(port)],
@@ -108,6 +115,11 @@ def test_run_serves_and_stops_cleanly(tmp_path: Path, stop: signal.Signals) -> N
             token,
         )
         assert status == 201
+        # A token that speaks for Anna sees her inbox; an integration token has no "mine".
+        status, _ = _request(f"{base}/api/v1/inbox?view=mine", token=personal)
+        assert status == 200
+        status, _ = _request(f"{base}/api/v1/inbox?view=mine", token=token)
+        assert status == 400
         assert result["assignee_id"] == 1
         process.send_signal(stop)
         _out, err = process.communicate(timeout=20)

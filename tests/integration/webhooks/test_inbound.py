@@ -24,6 +24,7 @@ from crm_core.clock import ManualClock
 from crm_core.db import Database
 from crm_core.models import (
     AuditEntry,
+    Call,
     ChannelCheckpoint,
     Contact,
     ContactIdentity,
@@ -641,9 +642,11 @@ async def test_zadarma_echo_start_and_a_missed_call_becomes_a_call_back(
     lead = await _lead(db, "zadarma")
     assert lead.identities == {("phone", "+79161230001")}
     assert lead.touch.channel == "phone"
-    assert lead.task_kind == "call"
+    assert lead.task_kind == "call_back"  # crm_core.calls: the call record's call back
     assert lead.task_due == NOW + timedelta(minutes=15)
     assert lead.text.startswith("Missed call to 74951234567 (no answer)")
+    calls = await db.read(lambda s: [(c.call_key, c.disposition) for c in s.scalars(select(Call))])
+    assert calls == [("zadarma:in_0123456789abcdef", "missed")]
 
 
 async def test_zadarma_an_answered_call_is_recorded_on_the_contact(
@@ -667,6 +670,8 @@ async def test_zadarma_an_answered_call_is_recorded_on_the_contact(
     lead = await _lead(db, "zadarma")
     assert lead.text.startswith("Answered call to 74951234567, extension 101, 2:05 (answered)")
     assert "Recording: 1234567.890" in lead.text
+    call = await db.read(lambda s: s.scalars(select(Call)).one())
+    assert (call.disposition, call.duration_seconds) == ("answered", 125)
 
 
 # -- Standard Webhooks ----------------------------------------------------------------------

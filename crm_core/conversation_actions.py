@@ -1,0 +1,240 @@
+"""What a manager does to a conversation from the inbox, besides replying.
+
+Internal notes (messages with direction ``note``: stored, shown to colleagues, never
+sent), assignment and transfer, close and reopen, and the read marker behind unread
+counts. Each change is audited and announced as an event in its own transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from crm_core.access import Viewer, conversation_scope
+from crm_core.enums import AuthorKind, ConversationStatus, DeliveryStatus, Direction, TaskStatus
+from crm_core.journal import Journal
+from crm_core.models import (
+    ChannelAccount,
+    Conversation,
+    ConversationRead,
+    Deal,
+    Manager,
+    Message,
+    Task,
+)
+
+
+class ConversationActionError(ValueError):
+    """An action that does not apply (an unknown or inactive manager, ...)."""
+
+
+def visible_conversation(session: Session, viewer: Viewer, conversation_id: int) -> Conversation:
+    """The conversation, locked for the change, if the viewer may see it."""
+    conversation = session.scalar(
+        select(Conversation)
+        .where(Conversation.id == conversation_id, conversation_scope(viewer))
+        .with_for_update()
+    )
+    if conversation is None:
+        raise LookupError(f"conversation {conversation_id} not found")
+    return conversation
+
+
+def add_note(
+    session: Session, journal: Journal, viewer: Viewer, conversation_id: int, text: str
+) -> Message:
+    conversation = visible_conversation(session, viewer, conversation_id)
+    note = Message(
+        conversation_id=conversation.id,
+        channel_account_id=conversation.channel_account_id,
+        direction=Direction.NOTE,
+        author_kind=AuthorKind.MANAGER if viewer.manager_id else AuthorKind.SYSTEM,
+        author_manager_id=viewer.manager_id,
+        text=text,
+        attachments=[],
+        external_id=None,
+        delivery_status=DeliveryStatus.SENT,  # nothing to deliver
+        delivery_error=None,
+        raw_ref=None,
+        occurred_at=journal.now,
+        created_at=journal.now,
+    )
+    session.add(note)
+    session.flush()
+    journal.recorded_and_emitted(
+        "note.created",
+        "message",
+        note.id,
+        {
+            "message_id": note.id,
+            "conversation_id": conversation.id,
+            "contact_id": conversation.contact_id,
+        },
+    )
+    return note
+
+
+def assign(
+    session: Session,
+    journal: Journal,
+    viewer: Viewer,
+    conversation_id: int,
+    manager_id: int,
+) -> Conversation:
+    """Hand the conversation to a manager. Heads and admins assign anything they see; a
+    manager transfers a conversation of their own (or an unassigned one) to a colleague."""
+    conversation = visible_conversation(session, viewer, conversation_id)
+    if not viewer.can_reassign and conversation.assignee_id not in (None, viewer.manager_id):
+        raise PermissionError("only its manager, a head of sales or an admin may transfer it")
+    target = session.get(Manager, manager_id)
+    if target is None or not target.active:
+        raise ConversationActionError(f"manager {manager_id} does not exist or is not active")
+    previous = conversation.assignee_id
+    if previous == manager_id:
+        return conversation
+    reason = f"assigned by {viewer.name or viewer.actor}"
+    conversation.assignee_id = manager_id
+    conversation.team_id = target.team_id if target.team_id is not None else conversation.team_id
+    conversation.routing_reason = reason
+    for task in session.scalars(
+        select(Task).where(
+            Task.conversation_id == conversation_id,
+            Task.status == TaskStatus.OPEN,
+            (Task.assignee_id == previous) if previous is not None else Task.assignee_id.is_(None),
+        )
+    ):
+        task.assignee_id = manager_id
+    # The deal this conversation opened follows it, unless someone else already owns it.
+    for deal in session.scalars(
+        select(Deal).where(
+            Deal.conversation_id == conversation_id,
+            Deal.is_open.is_(True),
+            (Deal.owner_id == previous) if previous is not None else Deal.owner_id.is_(None),
+        )
+    ):
+        deal.owner_id = manager_id
+        journal.record("deal.reassigned", "deal", deal.id, {"owner_id": manager_id})
+    session.flush()
+    journal.recorded_and_emitted(
+        "conversation.reassigned",
+        "conversation",
+        conversation_id,
+        {
+            "conversation_id": conversation_id,
+            "contact_id": conversation.contact_id,
+            "from_manager_id": previous,
+            "assignee_id": manager_id,
+            "reason": reason,
+        },
+        event_key=journal.occurrence(conversation_id, f"{previous}>{manager_id}"),
+    )
+    return conversation
+
+
+def set_status(
+    session: Session,
+    journal: Journal,
+    viewer: Viewer,
+    conversation_id: int,
+    status: ConversationStatus,
+) -> Conversation:
+    """Close or reopen."""
+    conversation = visible_conversation(session, viewer, conversation_id)
+    if conversation.status == status:
+        return conversation
+    before = conversation.status
+    conversation.status = status
+    conversation.closed_at = journal.now if status == ConversationStatus.CLOSED else None
+    session.flush()
+    event = (
+        "conversation.closed" if status == ConversationStatus.CLOSED else "conversation.reopened"
+    )
+    journal.recorded_and_emitted(
+        event,
+        "conversation",
+        conversation_id,
+        {
+            "conversation_id": conversation_id,
+            "contact_id": conversation.contact_id,
+            "from_status": before,
+            "status": status.value,
+        },
+        event_key=journal.occurrence(conversation_id, status.value),
+    )
+    return conversation
+
+
+def mark_read(session: Session, viewer: Viewer, conversation_id: int, now: datetime) -> int:
+    """Everything in the conversation so far counts as read by the viewer; returns the
+    last message id read."""
+    conversation = visible_conversation(session, viewer, conversation_id)
+    assert viewer.manager_id is not None
+    last = session.scalar(
+        select(func.max(Message.id)).where(Message.conversation_id == conversation.id)
+    )
+    marker = session.get(ConversationRead, (viewer.manager_id, conversation.id))
+    if marker is None:
+        session.add(
+            ConversationRead(
+                manager_id=viewer.manager_id,
+                conversation_id=conversation.id,
+                last_read_message_id=last or 0,
+                read_at=now,
+            )
+        )
+    elif (last or 0) > marker.last_read_message_id:
+        marker.last_read_message_id = last or 0
+        marker.read_at = now
+    return last or 0
+
+
+def conversation_on(
+    session: Session, journal: Journal, viewer: Viewer, conversation_id: int, account_key: str
+) -> int:
+    """The contact's conversation on another of our channel accounts (the one the manager
+    picked to answer by), opened now if the client never wrote there."""
+    source = visible_conversation(session, viewer, conversation_id)
+    account = session.scalar(select(ChannelAccount).where(ChannelAccount.key == account_key))
+    if account is None:
+        raise ConversationActionError(f"no channel account {account_key!r}")
+    if account.id == source.channel_account_id:
+        return source.id
+    existing = session.scalar(
+        select(Conversation.id)
+        .where(
+            Conversation.contact_id == source.contact_id,
+            Conversation.channel_account_id == account.id,
+        )
+        .order_by(Conversation.id.desc())
+        .limit(1)
+    )
+    if existing is not None:
+        return existing
+    reason = f"opened by {viewer.name or viewer.actor} to answer by {account.channel}"
+    conversation = Conversation(
+        contact_id=source.contact_id,
+        channel_account_id=account.id,
+        status=ConversationStatus.OPEN,
+        assignee_id=viewer.manager_id or source.assignee_id,
+        team_id=source.team_id,
+        routing_reason=reason,
+        tags=[],
+        opened_at=journal.now,
+        last_message_at=journal.now,
+    )
+    session.add(conversation)
+    session.flush()
+    journal.recorded_and_emitted(
+        "conversation.created",
+        "conversation",
+        conversation.id,
+        {
+            "conversation_id": conversation.id,
+            "contact_id": source.contact_id,
+            "channel": account.channel,
+            "assignee_id": conversation.assignee_id,
+        },
+    )
+    return conversation.id

@@ -1,0 +1,115 @@
+"""A manager's actions on a conversation: internal notes, assign and transfer, close and
+reopen, and marking it read."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.orm import Session
+
+from crm_core import conversation_actions as actions
+from crm_core.enums import ConversationStatus
+from crm_core.journal import Journal
+from crm_core.queries import plain
+from hub.api.auth import VIEWER, person
+from hub.api.bodies import parse_body
+from hub.api.errors import ApiError, not_found
+from hub.api.reads import path_id
+from hub.keys import CLOCK, DATABASE, RELAY
+
+routes = web.RouteTableDef()
+
+
+class Note(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    text: str = Field(min_length=1, max_length=65_536)
+
+
+class Assignment(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    manager_id: int = Field(ge=1, le=2**62)
+
+
+async def _change(
+    request: web.Request, act: Callable[[Session, Journal], Any], status: int = 200
+) -> web.Response:
+    viewer = request[VIEWER]
+    clock = request.app[CLOCK]
+
+    def work(session: Session) -> dict[str, Any]:
+        journal = Journal(viewer.actor, clock.now())
+        result = plain(act(session, journal))
+        journal.flush(session)
+        return result
+
+    try:
+        result = await request.app[DATABASE].write(work)
+    except LookupError:
+        raise not_found("conversation") from None
+    except PermissionError as exc:
+        raise ApiError(403, "forbidden", str(exc)) from None
+    except actions.ConversationActionError as exc:
+        raise ApiError(400, "invalid_body", str(exc)) from None
+    request.app[RELAY].wake()
+    return web.json_response(result, status=status)
+
+
+@routes.post("/api/v1/conversations/{id}/notes")
+async def post_note(request: web.Request) -> web.Response:
+    """An internal note: colleagues see it in the history; the client never does."""
+    conversation_id = path_id(request)
+    note = await parse_body(request, Note)
+    viewer = request[VIEWER]
+    return await _change(
+        request,
+        lambda s, j: actions.add_note(s, j, viewer, conversation_id, note.text),
+        status=201,
+    )
+
+
+@routes.post("/api/v1/conversations/{id}/assign")
+async def post_assign(request: web.Request) -> web.Response:
+    conversation_id = path_id(request)
+    body = await parse_body(request, Assignment)
+    viewer = request[VIEWER]
+    return await _change(
+        request, lambda s, j: actions.assign(s, j, viewer, conversation_id, body.manager_id)
+    )
+
+
+@routes.post("/api/v1/conversations/{id}/close")
+async def post_close(request: web.Request) -> web.Response:
+    conversation_id = path_id(request)
+    viewer = request[VIEWER]
+    return await _change(
+        request,
+        lambda s, j: actions.set_status(s, j, viewer, conversation_id, ConversationStatus.CLOSED),
+    )
+
+
+@routes.post("/api/v1/conversations/{id}/reopen")
+async def post_reopen(request: web.Request) -> web.Response:
+    conversation_id = path_id(request)
+    viewer = request[VIEWER]
+    return await _change(
+        request,
+        lambda s, j: actions.set_status(s, j, viewer, conversation_id, ConversationStatus.OPEN),
+    )
+
+
+@routes.post("/api/v1/conversations/{id}/read")
+async def post_read(request: web.Request) -> web.Response:
+    """Everything so far counts as read by this manager (unread counts drop to 0)."""
+    conversation_id = path_id(request)
+    viewer = person(request)
+    now = request.app[CLOCK].now()
+    try:
+        last = await request.app[DATABASE].write(
+            lambda s: actions.mark_read(s, viewer, conversation_id, now)
+        )
+    except LookupError:
+        raise not_found("conversation") from None
+    return web.json_response({"conversation_id": conversation_id, "last_read_message_id": last})

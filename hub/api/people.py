@@ -1,0 +1,141 @@
+"""People, as the admin configures them: managers (role, team, password, active) and
+whether a team shares its work. Anyone logged in may list them (to transfer to)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_core.enums import Role
+from crm_core.identities import InvalidIdentityError
+from crm_core.journal import Journal
+from crm_core.models import Team
+from crm_core.people import ManagerChange, change_manager, create_manager, set_team_sharing
+from hub.api.auth import require_admin
+from hub.api.bodies import parse_body
+from hub.api.errors import ApiError, not_found
+from hub.api.reads import path_id
+from hub.keys import CLOCK, DATABASE, TOKENS
+
+routes = web.RouteTableDef()
+_STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+_PASSWORD = Field(default=None, min_length=10, max_length=1024)
+
+
+class NewManager(BaseModel):
+    model_config = _STRICT
+    email: str = Field(min_length=3, max_length=320)
+    name: str = Field(min_length=1, max_length=200)
+    role: Role = Role.MANAGER
+    team: str | None = Field(default=None, min_length=1, max_length=120)
+    capacity: int = Field(default=20, ge=0, le=10_000)
+    password: str | None = _PASSWORD
+
+
+class ManagerPatch(BaseModel):
+    model_config = _STRICT
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    role: Role | None = None
+    team: str | None = Field(default=None, min_length=1, max_length=120)
+    capacity: int | None = Field(default=None, ge=0, le=10_000)
+    active: bool | None = None
+    password: str | None = _PASSWORD
+
+
+class TeamPatch(BaseModel):
+    model_config = _STRICT
+    shared_work: bool
+
+
+def _manager(row: Any) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "email": row.email,
+        "name": row.name,
+        "role": row.role,
+        "team_id": row.team_id,
+        "capacity": row.capacity,
+        "active": row.active,
+    }
+
+
+async def _admin_write(
+    request: web.Request, act: Callable[[Session, Journal], dict[str, Any]], status: int = 200
+) -> web.Response:
+    viewer = require_admin(request)
+    clock = request.app[CLOCK]
+
+    def work(session: Session) -> dict[str, Any]:
+        journal = Journal(viewer.actor, clock.now())
+        result = act(session, journal)
+        journal.flush(session)
+        return result
+
+    try:
+        result = await request.app[DATABASE].write(work)
+    except LookupError as exc:
+        raise not_found(str(exc).split(" ", 1)[0]) from None
+    except (InvalidIdentityError, ValueError) as exc:
+        status = 409 if "already exists" in str(exc) else 400
+        raise ApiError(status, "invalid_body", str(exc)) from None
+    request.app[TOKENS].forget()  # a role or an active flag changed: re-read the tokens
+    return web.json_response(result, status=status)
+
+
+@routes.post("/api/v1/managers")
+async def post_manager(request: web.Request) -> web.Response:
+    body = await parse_body(request, NewManager)
+    return await _admin_write(
+        request,
+        lambda s, j: _manager(
+            create_manager(
+                s,
+                j,
+                email=body.email,
+                name=body.name,
+                role=body.role,
+                team=body.team,
+                capacity=body.capacity,
+                password=body.password,
+            )
+        ),
+        status=201,
+    )
+
+
+@routes.patch("/api/v1/managers/{id}")
+async def patch_manager(request: web.Request) -> web.Response:
+    manager_id = path_id(request)
+    body = await parse_body(request, ManagerPatch)
+    change = ManagerChange(**body.model_dump())
+    return await _admin_write(
+        request, lambda s, j: _manager(change_manager(s, j, manager_id, change))
+    )
+
+
+@routes.get("/api/v1/teams")
+async def get_teams(request: web.Request) -> web.Response:
+    def work(session: Session) -> list[dict[str, Any]]:
+        return [
+            {"id": t.id, "name": t.name, "shared_work": t.shared_work}
+            for t in session.scalars(select(Team).order_by(Team.name))
+        ]
+
+    return web.json_response({"items": await request.app[DATABASE].read(work)})
+
+
+@routes.patch("/api/v1/teams/{id}")
+async def patch_team(request: web.Request) -> web.Response:
+    team_id = path_id(request)
+    body = await parse_body(request, TeamPatch)
+
+    def act(session: Session, journal: Journal) -> dict[str, Any]:
+        team = set_team_sharing(session, journal, team_id, body.shared_work)
+        return {"id": team.id, "name": team.name, "shared_work": team.shared_work}
+
+    return await _admin_write(request, act)

@@ -1,0 +1,198 @@
+// The contact card (identities, attribution, deals, tasks, merges) and the contact page.
+
+import { get, post } from "./api.js";
+import { channelLabel, fill, formatMoney, formatWhen, h, localName, t } from "./dom.js";
+import { onEvent } from "./live.js";
+import { renderTimeline } from "./timeline.js";
+
+let funnelsPromise = null;
+
+/** Funnels and stages, fetched once per page: stage ids to names. */
+export function funnels() {
+  funnelsPromise ??= get("/api/v1/funnels").then((data) => data.items || []);
+  return funnelsPromise;
+}
+
+export async function stageIndex() {
+  const index = new Map();
+  for (const funnel of await funnels()) {
+    for (const stage of funnel.stages || []) index.set(stage.id, { funnel, stage });
+  }
+  return index;
+}
+
+const ATTRIBUTION = ["utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term", "referrer", "landing_page"];
+
+function section(title, ...body) {
+  return h("section", { class: "card-section" }, h("h3", {}, title), ...body);
+}
+
+function touchRows(touch) {
+  if (!touch) return [h("p", { class: "muted" }, "—")];
+  const rows = [
+    h("dt", {}, t("contact.channel")),
+    h("dd", {}, `${channelLabel(touch.channel)} · ${touch.channel_account || ""}`),
+  ];
+  for (const key of ATTRIBUTION) {
+    if (touch[key]) rows.push(h("dt", {}, key), h("dd", {}, touch[key]));
+  }
+  rows.push(h("dt", {}, t("contact.when")), h("dd", {}, formatWhen(touch.occurred_at)));
+  return [h("dl", { class: "facts" }, rows)];
+}
+
+function identityRow(identity) {
+  return h(
+    "li",
+    { class: identity.unreachable_at ? "unreachable" : null },
+    h("span", { class: "tag" }, t(`identity.${identity.kind}`)),
+    " ",
+    h("span", { class: "mono" }, identity.value),
+    identity.unreachable_at ? h("span", { class: "muted" }, ` (${t("contact.unreachable")})`) : null,
+  );
+}
+
+export async function contactCard(contact, { onChanged } = {}) {
+  const stages = await stageIndex().catch(() => new Map());
+  const card = h("div", { class: "contact-card", id: "contact-card", dataset: { contactId: contact.id } });
+  const title = contact.name || t("contact.unnamed");
+  card.append(
+    h(
+      "header",
+      { class: "card-head" },
+      h("h2", {}, h("a", { href: `/contacts/${contact.id}` }, title)),
+      contact.company ? h("p", { class: "muted" }, contact.company) : null,
+      contact.segment ? h("span", { class: "tag" }, contact.segment) : null,
+    ),
+    section(
+      t("contact.identities"),
+      h("ul", { class: "plain identities" }, (contact.identities || []).map(identityRow)),
+    ),
+    section(t("contact.first_touch"), ...touchRows(contact.first_touch)),
+  );
+  if (contact.last_touch && contact.first_touch && contact.last_touch.id !== contact.first_touch.id) {
+    card.append(section(t("contact.last_touch"), ...touchRows(contact.last_touch)));
+  }
+  const deals = contact.deals || [];
+  card.append(
+    section(
+      t("contact.deals"),
+      deals.length
+        ? h(
+            "ul",
+            { class: "plain deals" },
+            deals.map((deal) => {
+              const where = stages.get(deal.stage_id);
+              return h(
+                "li",
+                {},
+                h("a", { href: `/board?funnel=${encodeURIComponent(where ? where.funnel.code : "")}` }, deal.title || `#${deal.id}`),
+                h(
+                  "div",
+                  { class: "muted small" },
+                  where ? `${localName(where.funnel)} · ${localName(where.stage)}` : "",
+                  deal.amount ? ` · ${formatMoney(deal.amount, deal.currency)}` : "",
+                ),
+              );
+            }),
+          )
+        : h("p", { class: "muted" }, t("contact.no_deals")),
+    ),
+  );
+  const tasks = contact.tasks || [];
+  card.append(
+    section(
+      t("contact.tasks"),
+      tasks.length
+        ? h(
+            "ul",
+            { class: "plain tasks" },
+            tasks.map((task) =>
+              h(
+                "li",
+                { class: task.status === "done" ? "done" : null },
+                h("span", {}, task.title),
+                h(
+                  "div",
+                  { class: "muted small" },
+                  t(`task.status.${task.status}`),
+                  task.due_at ? ` · ${t("task.due")} ${formatWhen(task.due_at)}` : "",
+                ),
+              ),
+            ),
+          )
+        : h("p", { class: "muted" }, t("contact.no_tasks")),
+    ),
+  );
+  const merges = contact.merges || [];
+  if (merges.length) {
+    card.append(
+      section(
+        t("contact.merges"),
+        h(
+          "ul",
+          { class: "plain merges" },
+          merges.map((merge) =>
+            h(
+              "li",
+              {},
+              t("contact.merged", { merged: merge.merged_id, survivor: merge.survivor_id }),
+              h("div", { class: "muted small" }, merge.reason || "", " · ", formatWhen(merge.created_at)),
+              merge.undone_at
+                ? h("div", { class: "muted small" }, t("contact.merge_undone", { when: formatWhen(merge.undone_at) }))
+                : h(
+                    "button",
+                    {
+                      type: "button",
+                      class: "link",
+                      onclick: async () => {
+                        await post(`/api/v1/merges/${merge.id}/undo`);
+                        if (onChanged) onChanged();
+                      },
+                    },
+                    t("contact.undo_merge"),
+                  ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+  return card;
+}
+
+/** /contacts/{id}: the card beside the contact's whole history. */
+export async function start({ me, root }) {
+  const contactId = Number(document.body.dataset.contactId);
+  const cardPane = h("aside", { class: "pane contact-pane" });
+  const historyPane = h("section", { class: "pane conversation-pane" });
+  fill(root, h("div", { class: "contact-page" }, historyPane, cardPane));
+  root.classList.add("two-panes");
+  const load = async () => {
+    const contact = await get(`/api/v1/contacts/${contactId}`);
+    fill(cardPane, await contactCard(contact, { onChanged: load }));
+    const timeline = await get(`/api/v1/contacts/${contactId}/timeline?limit=200`);
+    fill(
+      historyPane,
+      h("header", { class: "conv-head" }, h("h2", {}, contact.name || t("contact.unnamed"))),
+      h(
+        "ul",
+        { class: "plain conv-links" },
+        (contact.conversations || []).map((c) =>
+          h(
+            "li",
+            {},
+            h("a", { href: `/inbox?view=all&c=${c.id}` }, `${channelLabel(c.channel)} · ${c.channel_account}`),
+            " ",
+            h("span", { class: `status status-${c.status}` }, t(`status.${c.status}`)),
+          ),
+        ),
+      ),
+      renderTimeline(timeline.items || [], { contactName: contact.name }),
+    );
+    document.title = `${contact.name || t("contact.unnamed")} — omnihub`;
+  };
+  await load();
+  onEvent((event) => {
+    if (event.event === "live.connected" || event.contact_id === contactId) load().catch(console.error);
+  });
+}

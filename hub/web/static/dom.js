@@ -1,0 +1,112 @@
+// Small DOM helpers. Every piece of data reaches the page through textContent or a
+// property: nothing here ever assigns HTML.
+
+const I18N = JSON.parse(document.getElementById("i18n").textContent);
+export const LOCALE = document.documentElement.lang || "en";
+
+/** A UI string; `{name}` placeholders are filled from `vars`. */
+export function t(key, vars = {}) {
+  const text = Object.prototype.hasOwnProperty.call(I18N, key) ? I18N[key] : key;
+  return text.replace(/\{(\w+)\}/g, (_, name) => (name in vars ? String(vars[name]) : ""));
+}
+
+/**
+ * h("button", {class: "x", onclick: fn, "aria-label": "..."}, "text", child)
+ * Strings become text nodes; null/undefined/false children are skipped.
+ */
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name.startsWith("on") && typeof value === "function") {
+      el.addEventListener(name.slice(2), value);
+    } else if (name === "class") {
+      el.className = value;
+    } else if (name === "dataset") {
+      Object.assign(el.dataset, value);
+    } else if (name === "value" || name === "checked" || name === "selected") {
+      el[name] = value;
+    } else {
+      el.setAttribute(name, value === true ? "" : String(value));
+    }
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+}
+
+/** Replace an element's children. */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  append(el, children);
+  return el;
+}
+
+const dateTime = new Intl.DateTimeFormat(LOCALE, { dateStyle: "short", timeStyle: "short" });
+const timeOnly = new Intl.DateTimeFormat(LOCALE, { timeStyle: "short" });
+const dateOnly = new Intl.DateTimeFormat(LOCALE, { dateStyle: "medium" });
+
+export function formatWhen(iso, { short = false } = {}) {
+  if (!iso) return "";
+  const when = new Date(iso);
+  if (Number.isNaN(when.getTime())) return "";
+  if (short) {
+    const now = new Date();
+    return when.toDateString() === now.toDateString() ? timeOnly.format(when) : dateOnly.format(when);
+  }
+  return dateTime.format(when);
+}
+
+export function formatMoney(amount, currency) {
+  if (amount === null || amount === undefined || amount === "") return "";
+  const value = Number(amount);
+  if (!Number.isFinite(value)) return String(amount);
+  try {
+    return new Intl.NumberFormat(LOCALE, {
+      style: "currency",
+      currency: currency || "RUB",
+      maximumFractionDigits: 0,
+    }).format(value);
+  } catch {
+    return `${value} ${currency || ""}`.trim();
+  }
+}
+
+export function formatSize(bytes) {
+  const n = Number(bytes) || 0;
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
+
+/** A stage's or funnel's name in the page's language. */
+export function localName(row) {
+  if (!row) return "";
+  return (LOCALE === "ru" ? row.name_ru : row.name_en) || row.name_en || row.name_ru || row.code || "";
+}
+
+export function channelLabel(channel) {
+  return t(`channel.${channel}`) === `channel.${channel}` ? channel : t(`channel.${channel}`);
+}
+
+/** Run `fn` at most once per animation-free tick burst: collapses bursts of live events. */
+export function debounce(fn, ms) {
+  let timer = null;
+  return (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+}
+
+/** Only paths on this site: never a javascript: or foreign URL from data. */
+export function localUrl(url, prefix = "/") {
+  return typeof url === "string" && url.startsWith(prefix) && !url.startsWith("//") && !url.includes("\\")
+    ? url
+    : null;
+}

@@ -1,0 +1,106 @@
+"""An XSS probe in the real browser: what clients send is shown as text and runs nothing.
+
+Payloads set ``window.__pwned`` or open a dialog if they ever run: in a client message, in
+a client's name, in an attachment link, and in an HTML email (which the hub sanitizes with
+nh3 and the page shows only inside a sandboxed iframe without scripts).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from playwright.async_api import Browser, expect
+
+from crm_core.contracts import Attachment, IdentityRef, InboundMessage
+from crm_core.enums import Channel, IdentityKind
+from hub.files import FILES
+from hub.keys import INGEST
+from tests.e2e.conftest import Hub
+from tests.e2e.test_inbox import log_in
+
+pytestmark = pytest.mark.timeout(120)
+
+IMG = '<img src=x onerror="window.__pwned=1;alert(1)">'
+NAME = "<script>window.__pwned=2</script>Eve"
+EMAIL_TEXT = "<script>window.__pwned=3</script> Please see the offer."
+EMAIL_HTML = (
+    "<html><body><p>Offer for <b>PostgreSQL</b></p>"
+    "<script>window.__pwned=4;alert(4)</script>"
+    '<img src=x onerror="window.__pwned=5">'
+    '<a href="javascript:window.__pwned=6">click</a>'
+    "</body></html>"
+)
+
+
+async def test_client_content_is_inert(browser: Browser, hub: Hub) -> None:
+    chat = await hub.inbound(
+        channel="telegram",
+        channel_account="salesbot",
+        sender={"name": NAME, "identities": [{"kind": "telegram", "value": "666"}]},
+        text=IMG,
+        attachments=[
+            {"name": "x.png", "content_type": "image/png", "size": 3, "url": "javascript:alert(7)"}
+        ],
+    )
+    html = EMAIL_HTML.encode()
+    key = await hub.app[FILES].default.put(html, "html")
+    mail = await hub.app[INGEST].ingest(
+        InboundMessage(
+            channel=Channel.EMAIL,
+            channel_account="sales",
+            external_id="<probe@example.test>",
+            identities=(IdentityRef(IdentityKind.EMAIL, "eve@example.test"),),
+            occurred_at=datetime.now(UTC),
+            display_name="Eve Mailer",
+            text=EMAIL_TEXT,
+            attachments=(Attachment("message.html", "text/html", len(html), storage_key=key),),
+        )
+    )
+
+    page = await log_in(browser, hub, "anna")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: dialogs.append(dialog.message))
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+
+    # The name and the text show literally, in the list and in the conversation.
+    item = page.locator(f'#conversations button.conv[data-id="{chat["conversation_id"]}"]')
+    await expect(item.locator(".name")).to_have_text(NAME)
+    await expect(item.locator(".snippet")).to_have_text(IMG)
+    await item.click()
+    text = page.locator("#timeline .msg-in .text").last
+    await expect(text).to_have_text(IMG)
+    await expect(page.locator("#contact-card h2")).to_have_text(NAME)
+    assert await page.locator("#timeline img").count() == 0
+    link = page.locator("#timeline .attachments a")
+    await expect(link).to_have_count(1)
+    href = await link.get_attribute("href")
+    assert href is not None
+    assert href.startswith("/api/v1/"), href
+
+    # The HTML email: sanitized by the hub, then only inside an empty sandbox.
+    await page.click(f'#conversations button.conv[data-id="{mail.conversation_id}"]')
+    frame = page.locator("#timeline iframe.email-html")
+    await expect(frame).to_have_count(1)
+    assert await frame.get_attribute("sandbox") == ""
+    srcdoc = await frame.evaluate("f => f.srcdoc")
+    assert "Offer for" in srcdoc
+    assert "<script" not in srcdoc.lower()
+    assert "onerror" not in srcdoc.lower()
+    assert "javascript:" not in srcdoc.lower()
+    await expect(page.frame_locator("#timeline iframe.email-html").locator("body")).to_contain_text(
+        "Offer for PostgreSQL"
+    )
+    # The plain-text part, with its script tag, is text too.
+    await page.click("#timeline .msg-in button.link")
+    await expect(page.locator("#timeline .msg-in .text").last).to_have_text(EMAIL_TEXT)
+
+    # Nothing ran: not in the page, not in the frame; no dialog opened.
+    assert await page.evaluate("typeof window.__pwned") == "undefined"
+    frame_handle = await (await frame.element_handle()).content_frame()
+    assert frame_handle is not None
+    assert await frame_handle.evaluate("typeof window.__pwned") == "undefined"
+    assert dialogs == []
+    assert errors == []
+    await page.context.close()
