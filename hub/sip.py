@@ -3,7 +3,7 @@ thread, one account per line, calls routed to managers and stored through ingest
 
 ```toml
 [channels.sip]
-media_dir = "/var/lib/omnihub/media"        # voicemails, by SHA-256
+# media_dir = "..."                         # voicemails; default: the hub's media_dir
 [[channels.sip.lines]]
 key = "office"
 mode = "register"                            # or "listen" (direct INVITEs on host:port)
@@ -37,6 +37,7 @@ from connectors.sip.bridge import Bridge
 from connectors.sip.config import SipConfig, SipConfigError, parse_config
 from connectors.sip.events import CallEnded, IncomingCall, LineStatus, SipEvent
 from connectors.store import FileStore
+from hub.files import FILES
 from hub.keys import CLOCK, DATABASE, INGEST, ROUTING, SETTINGS
 from hub.settings import SettingsError
 from hub.sip_calls import plan_for, store_call
@@ -77,7 +78,8 @@ def install(app: web.Application) -> None:
         log.warning(MISSING)
         return
     log.info("sip: %d line(s) configured", len(config.lines))
-    app[SIP] = SipChannel(config, FileStore(config.media_dir))
+    store = app[FILES].add(config.media_dir or app[SETTINGS].media_dir)
+    app[SIP] = SipChannel(config, store)
     app.cleanup_ctx.append(_run)
 
 

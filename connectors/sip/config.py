@@ -49,7 +49,7 @@ class LineConfig:
 @dataclass(frozen=True, slots=True)
 class SipConfig:
     lines: tuple[LineConfig, ...]
-    media_dir: str = "media"
+    media_dir: str = ""  # empty: the hub's shared media_dir
     log_level: int = 1
 
 
@@ -66,7 +66,7 @@ def parse_config(table: Mapping[str, Any]) -> SipConfig:
     keys = [line.key for line in parsed]
     if len(set(keys)) != len(keys):
         raise SipConfigError("channels.sip.lines: each line needs its own key")
-    return SipConfig(parsed, str(table.get("media_dir", "media")), int(table.get("log_level", 1)))
+    return SipConfig(parsed, str(table.get("media_dir", "")), int(table.get("log_level", 1)))
 
 
 def _line(spec: Any, where: str) -> LineConfig:

@@ -233,7 +233,7 @@ async def test_unanswered_phone_is_cancelled_and_the_next_manager_rings(
 
 async def test_out_of_hours_the_line_takes_a_voicemail(hub_factory: Factory) -> None:
     hub, start = await hub_factory()
-    await start({}, open_now=False)  # the clock says Monday 09:00; the team opens at 10
+    client = await start({}, open_now=False)  # the clock says Monday 09:00; team opens at 10
     await _ok(hub.client("client", "caller_answered.xml", hold_ms=1500))
     (call,) = await _calls(hub.db)
     assert call.disposition == "voicemail"
@@ -247,6 +247,13 @@ async def test_out_of_hours_the_line_takes_a_voicemail(hub_factory: Factory) -> 
     assert task.due_at == hub.clock.now() + timedelta(minutes=15)
     message = await hub.db.read(lambda s: s.scalars(select(Message)).one())
     assert message.attachments[0]["storage_key"] == call.voicemail["storage_key"]
+    # The inbox plays it from the API: the line's store is the hub's.
+    token = await _token(hub.db)
+    download = await client.get(
+        f"/api/v1/messages/{message.id}/attachments/0", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert download.status == 200
+    assert await download.read() == stored
 
 
 async def test_a_repeat_of_the_same_call_id_is_stored_once(hub_factory: Factory) -> None:
