@@ -110,3 +110,22 @@ export function localUrl(url, prefix = "/") {
     ? url
     : null;
 }
+
+// A row of tab buttons, one per view; `badges` (optional) maps a view to a count.
+export function tabButtons(views, current, { idPrefix, labelPrefix, onpick, badges = null }) {
+  return views.map((view) =>
+    h(
+      "button",
+      {
+        type: "button",
+        role: "tab",
+        class: "tab",
+        id: `${idPrefix}-${view}`,
+        "aria-selected": String(current === view),
+        onclick: () => onpick(view),
+      },
+      t(`${labelPrefix}.${view}`),
+      badges && badges[view] ? h("span", { class: "badge", "aria-label": t("inbox.unread") }, badges[view]) : null,
+    ),
+  );
+}

@@ -3,7 +3,7 @@
 
 import { ApiError, get, post, query } from "./api.js";
 import { contactCard } from "./contact.js";
-import { channelLabel, debounce, fill, formatWhen, h, t } from "./dom.js";
+import { channelLabel, debounce, fill, formatWhen, h, t, tabButtons } from "./dom.js";
 import { onEvent } from "./live.js";
 import { messageItem, renderTimeline } from "./timeline.js";
 
@@ -69,27 +69,11 @@ export async function start({ me, root }) {
 
   // ----- the list
   function renderTabs(counts) {
-    fill(
-      tabs,
-      VIEWS.map((view) =>
-        h(
-          "button",
-          {
-            type: "button",
-            role: "tab",
-            class: "tab",
-            id: `view-${view}`,
-            "aria-selected": String(state.view === view),
-            onclick: () => {
-              state.view = view;
-              refreshList();
-            },
-          },
-          t(`view.${view}`),
-          counts && counts[view] ? h("span", { class: "badge", "aria-label": t("inbox.unread") }, counts[view]) : null,
-        ),
-      ),
-    );
+    const onpick = (view) => {
+      state.view = view;
+      refreshList();
+    };
+    fill(tabs, tabButtons(VIEWS, state.view, { idPrefix: "view", labelPrefix: "view", onpick, badges: counts }));
   }
 
   function listItem(item) {

@@ -1,7 +1,7 @@
 // Tasks: mine, overdue, all; open or done; complete with one click.
 
 import { get, post, query } from "./api.js";
-import { debounce, fill, formatWhen, h, t } from "./dom.js";
+import { debounce, fill, formatWhen, h, t, tabButtons } from "./dom.js";
 import { onEvent } from "./live.js";
 
 const VIEWS = ["mine", "overdue", "all"];
@@ -28,26 +28,11 @@ export async function start({ me, root }) {
   });
 
   function renderTabs() {
-    fill(
-      tabs,
-      VIEWS.map((view) =>
-        h(
-          "button",
-          {
-            type: "button",
-            role: "tab",
-            class: "tab",
-            id: `tasks-${view}`,
-            "aria-selected": String(state.view === view),
-            onclick: () => {
-              state.view = view;
-              load();
-            },
-          },
-          t(`tasks.view.${view}`),
-        ),
-      ),
-    );
+    const onpick = (view) => {
+      state.view = view;
+      load();
+    };
+    fill(tabs, tabButtons(VIEWS, state.view, { idPrefix: "tasks", labelPrefix: "tasks.view", onpick }));
   }
 
   function row(task) {
