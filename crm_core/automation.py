@@ -18,10 +18,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_core.deals import move_deal
-from crm_core.enums import Role, TaskKind, TaskStatus
+from crm_core.enums import TaskKind
 from crm_core.journal import Journal
-from crm_core.models import Deal, Funnel, Manager, Stage, Task
+from crm_core.models import Deal, Funnel, Stage
+from crm_core.people import head_of_sales
 from crm_core.replies import ReplyError, queue_reply
+from crm_core.tasks import create_task
 
 Event = Literal["client_replied", "task_completed", "call_missed"]
 _EVENTS = ("client_replied", "task_completed", "call_missed")
@@ -110,31 +112,18 @@ class Automation:
 
 def _run(session: Session, journal: Journal, deal: Deal, stage: Stage, action: Action) -> None:
     if isinstance(action, TaskAction):
-        assignee = deal.owner_id if action.assignee == "owner" else _head(session)
-        task = Task(
-            kind=action.kind.value,
+        assignee = deal.owner_id if action.assignee == "owner" else head_of_sales(session)
+        create_task(
+            session,
+            journal,
+            kind=action.kind,
             title=action.title,
-            status=TaskStatus.OPEN.value,
             assignee_id=assignee,
             due_at=journal.now + timedelta(minutes=action.due_minutes),
             contact_id=deal.contact_id,
             deal_id=deal.id,
             conversation_id=deal.conversation_id,
-            created_at=journal.now,
-        )
-        session.add(task)
-        session.flush()
-        journal.recorded_and_emitted(
-            "task.created",
-            "task",
-            task.id,
-            {
-                "task_id": task.id,
-                "deal_id": deal.id,
-                "assignee_id": assignee,
-                "kind": task.kind,
-                "automation": stage.code,
-            },
+            context={"automation": stage.code},
         )
     elif isinstance(action, MessageAction):
         if deal.conversation_id is not None:
@@ -152,7 +141,7 @@ def _run(session: Session, journal: Journal, deal: Deal, stage: Stage, action: A
             "deal_id": deal.id,
             "stage": stage.code,
             "text": action.text,
-            "head_id": _head(session),
+            "head_id": head_of_sales(session),
         }
         journal.recorded_and_emitted(
             "deal.head_notified",
@@ -161,15 +150,6 @@ def _run(session: Session, journal: Journal, deal: Deal, stage: Stage, action: A
             payload,
             event_key=journal.occurrence(deal.id, stage.id),
         )
-
-
-def _head(session: Session) -> int | None:
-    return session.scalar(
-        select(Manager.id)
-        .where(Manager.role == Role.HEAD, Manager.active.is_(True))
-        .order_by(Manager.id)
-        .limit(1)
-    )
 
 
 def load_automation(data: Mapping[str, Any] | None) -> Automation:

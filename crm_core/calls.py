@@ -112,5 +112,6 @@ def _call_back(
         contact_id=contact_id,
         deal_id=deal_id,
         conversation_id=conversation_id,
+        context={"call_key": call.key},
     )
     return task.id

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.access import Viewer, conversation_scope
@@ -98,14 +98,7 @@ def assign(
     conversation.assignee_id = manager_id
     conversation.team_id = target.team_id if target.team_id is not None else conversation.team_id
     conversation.routing_reason = reason
-    for task in session.scalars(
-        select(Task).where(
-            Task.conversation_id == conversation_id,
-            Task.status == TaskStatus.OPEN,
-            (Task.assignee_id == previous) if previous is not None else Task.assignee_id.is_(None),
-        )
-    ):
-        task.assignee_id = manager_id
+    move_open_tasks(session, conversation_id, previous, manager_id)
     # The deal this conversation opened follows it, unless someone else already owns it.
     for deal in session.scalars(
         select(Deal).where(
@@ -117,20 +110,44 @@ def assign(
         deal.owner_id = manager_id
         journal.record("deal.reassigned", "deal", deal.id, {"owner_id": manager_id})
     session.flush()
+    announce_reassigned(
+        journal,
+        conversation,
+        previous,
+        journal.occurrence(conversation_id, f"{previous}>{manager_id}"),
+    )
+    return conversation
+
+
+def move_open_tasks(
+    session: Session, conversation_id: int, previous: int | None, following: int
+) -> None:
+    """The conversation's open tasks that were ``previous``'s (or nobody's) follow it."""
+    was = Task.assignee_id == previous if previous is not None else Task.assignee_id.is_(None)
+    session.execute(
+        update(Task)
+        .where(Task.conversation_id == conversation_id, Task.status == TaskStatus.OPEN, was)
+        .values(assignee_id=following)
+    )
+
+
+def announce_reassigned(
+    journal: Journal, conversation: Conversation, previous: int | None, event_key: str
+) -> None:
+    """Audit and announce that ``conversation`` went from ``previous`` to its assignee."""
     journal.recorded_and_emitted(
         "conversation.reassigned",
         "conversation",
-        conversation_id,
+        conversation.id,
         {
-            "conversation_id": conversation_id,
+            "conversation_id": conversation.id,
             "contact_id": conversation.contact_id,
             "from_manager_id": previous,
-            "assignee_id": manager_id,
-            "reason": reason,
+            "assignee_id": conversation.assignee_id,
+            "reason": conversation.routing_reason,
         },
-        event_key=journal.occurrence(conversation_id, f"{previous}>{manager_id}"),
+        event_key=event_key,
     )
-    return conversation
 
 
 def set_status(

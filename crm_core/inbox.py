@@ -38,8 +38,9 @@ class InboxFilter:
     limit: int = 100
 
 
-def _unread(viewer: Viewer) -> Any:
-    """Inbound messages after the viewer's read marker, per conversation (a subquery)."""
+def _unread_where(viewer: Viewer) -> tuple[ColumnElement[bool], ...]:
+    """The conversation's inbound messages after the viewer's read marker (correlated to
+    the outer ``conversations`` row)."""
     read_upto = (
         select(ConversationRead.last_read_message_id)
         .where(
@@ -49,14 +50,15 @@ def _unread(viewer: Viewer) -> Any:
         .scalar_subquery()
     )
     return (
-        select(func.count(Message.id))
-        .where(
-            Message.conversation_id == Conversation.id,
-            Message.direction == Direction.INBOUND,
-            Message.id > func.coalesce(read_upto, 0),
-        )
-        .scalar_subquery()
+        Message.conversation_id == Conversation.id,
+        Message.direction == Direction.INBOUND,
+        Message.id > func.coalesce(read_upto, 0),
     )
+
+
+def _unread(viewer: Viewer) -> Any:
+    """How many unread messages, per conversation (a scalar subquery)."""
+    return select(func.count(Message.id)).where(*_unread_where(viewer)).scalar_subquery()
 
 
 def _view(viewer: Viewer, view: View) -> ColumnElement[bool]:
@@ -132,23 +134,7 @@ def inbox(session: Session, viewer: Viewer, wanted: InboxFilter) -> Row:
 
 def _counts(session: Session, viewer: Viewer) -> dict[str, int]:
     """Per view, the conversations (not closed) with messages the viewer has not read."""
-    read_upto = (
-        select(ConversationRead.last_read_message_id)
-        .where(
-            ConversationRead.conversation_id == Message.conversation_id,
-            ConversationRead.manager_id == viewer.manager_id,
-        )
-        .scalar_subquery()
-    )
-    has_unread = (
-        select(Message.id)
-        .where(
-            Message.conversation_id == Conversation.id,
-            Message.direction == Direction.INBOUND,
-            Message.id > func.coalesce(read_upto, 0),
-        )
-        .exists()
-    )
+    has_unread = select(Message.id).where(*_unread_where(viewer)).exists()
     columns = [
         func.coalesce(func.sum(case((_view(viewer, view), 1), else_=0)), 0) for view in VIEWS
     ]

@@ -8,7 +8,8 @@ from sqlalchemy import String, Table, and_, bindparam, func, or_, select, update
 
 from crm_core import tables as t
 from crm_core.enums import ConversationStatus, Direction, Role, StageKind
-from crm_core.fastsql import Prepared
+from crm_core.fastsql import Prepared, Raw
+from routing import Candidate
 
 _LIVE = (ConversationStatus.OPEN.value, ConversationStatus.PENDING.value)
 
@@ -100,6 +101,24 @@ CANDIDATES = Prepared(
     .outerjoin(t.teams, t.teams.c.id == t.managers.c.team_id)
     .where(t.managers.c.active.is_(True), t.managers.c.role == Role.MANAGER.value)
 )
+
+
+def candidates(raw: Raw) -> list[Candidate]:
+    """Every active manager as routing sees them: team, capacity, load, last assignment."""
+    return [
+        Candidate(
+            manager_id=r[0],
+            team_id=r[1],
+            available=True,
+            open_load=r[5],
+            capacity=r[2],
+            last_assigned_at=r[3],
+            team=r[4],
+        )
+        for r in CANDIDATES.all(raw)
+    ]
+
+
 STAGE_BY_CODE = Prepared(
     select(t.stages.c.id).where(
         t.stages.c.funnel_id == bindparam("funnel"), t.stages.c.code == bindparam("code")

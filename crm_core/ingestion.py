@@ -30,7 +30,7 @@ from crm_core.inbound import ACTOR, IngestPolicy, InvalidInboundError, Router
 from crm_core.journal import Journal
 from crm_core.merge import merge_contacts
 from crm_core.replies import ReplyError, queue_reply
-from routing import Candidate, Decision, RoutingEvent, TaskSpec
+from routing import Decision, RoutingEvent, TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -409,18 +409,7 @@ class Ingestion:
 
     def _route(self, contact: _Contact, new_contact: bool) -> tuple[Decision, int | None]:
         """Ask routing; returns the decision and the database id of its team."""
-        candidates = [
-            Candidate(
-                manager_id=r[0],
-                team_id=r[1],
-                available=True,
-                open_load=r[5],
-                capacity=r[2],
-                last_assigned_at=r[3],
-                team=r[4],
-            )
-            for r in q.CANDIDATES.all(self.raw)
-        ]
+        candidates = q.candidates(self.raw)
         message = self.message
         a = message.attribution
         event = RoutingEvent(

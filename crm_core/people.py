@@ -33,6 +33,16 @@ class TokenOwner:
         return f"api_token:{self.token_id}"
 
 
+def head_of_sales(session: Session) -> int | None:
+    """The active head of sales who gets escalations (the first, if there are several)."""
+    return session.scalar(
+        select(Manager.id)
+        .where(Manager.role == Role.HEAD, Manager.active.is_(True))
+        .order_by(Manager.id)
+        .limit(1)
+    )
+
+
 def hash_password(password: str) -> str:
     return _hasher.hash(password)
 

@@ -26,6 +26,7 @@ from crm_core.contracts import (
     OutboundMessage,
     PermanentSendError,
 )
+from crm_core.conversation_actions import announce_reassigned, move_open_tasks
 from crm_core.db import Database
 from crm_core.enums import (
     AuthorKind,
@@ -34,10 +35,9 @@ from crm_core.enums import (
     DeliveryStatus,
     Direction,
     IdentityKind,
-    TaskStatus,
 )
 from crm_core.journal import Journal
-from crm_core.models import ChannelAccount, ContactIdentity, Conversation, Message, Task
+from crm_core.models import ChannelAccount, ContactIdentity, Conversation, Message
 from crm_core.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -271,26 +271,7 @@ def take_conversation(
     )
     if taken.rowcount != 1:  # type: ignore[attr-defined]
         raise ReplyError("another manager took it first")
-    session.execute(
-        update(Task)
-        .where(
-            Task.conversation_id == conversation_id,
-            Task.status == TaskStatus.OPEN,
-            Task.assignee_id.is_(None),
-        )
-        .values(assignee_id=manager_id)
-    )
+    move_open_tasks(session, conversation_id, None, manager_id)
     session.refresh(conversation)
-    journal.recorded_and_emitted(
-        "conversation.reassigned",
-        "conversation",
-        conversation_id,
-        {
-            "conversation_id": conversation_id,
-            "from_manager_id": None,
-            "assignee_id": manager_id,
-            "reason": "taken by the manager",
-        },
-        event_key=f"{conversation_id}:taken:{manager_id}",
-    )
+    announce_reassigned(journal, conversation, None, f"{conversation_id}:taken:{manager_id}")
     return conversation

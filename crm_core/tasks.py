@@ -5,17 +5,20 @@ Every change is an audit entry (the history activity reports read) and an event.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm_core.automation import Automation
 from crm_core.enums import TaskKind, TaskStatus
 from crm_core.journal import Journal
 from crm_core.models import AuditEntry, Contact, Conversation, Deal, Manager, Task
+
+if TYPE_CHECKING:  # automation creates tasks through this module
+    from crm_core.automation import Automation
 
 
 class TaskError(ValueError):
@@ -43,7 +46,10 @@ def create_task(
     contact_id: int | None = None,
     deal_id: int | None = None,
     conversation_id: int | None = None,
+    context: Mapping[str, Any] | None = None,
 ) -> Task:
+    """A new open task, announced as ``task.created``; ``context`` (what made it: a
+    stage's automation, a missed call, an SLA breach) goes into the event as it is."""
     if not any((contact_id, deal_id, conversation_id)):
         raise TaskError("a task belongs to a contact, a deal or a conversation")
     for model, key in (
@@ -78,6 +84,7 @@ def create_task(
             "assignee_id": assignee_id,
             "deal_id": deal_id,
             "due_at": due_at.isoformat() if due_at else None,
+            **(context or {}),
         },
     )
     return task

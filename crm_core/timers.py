@@ -26,12 +26,15 @@ from sqlalchemy.orm import Session
 from crm_core import ingest_sql as q
 from crm_core import tables as t
 from crm_core.clock import Clock
+from crm_core.conversation_actions import announce_reassigned, move_open_tasks
 from crm_core.db import Database
-from crm_core.enums import ConversationStatus, Role, TaskKind, TaskStatus
+from crm_core.enums import ConversationStatus, TaskKind, TaskStatus
 from crm_core.fastsql import Prepared, Raw
 from crm_core.journal import Journal
 from crm_core.models import Conversation, Manager, Task, Timer
-from routing import Candidate, RoutingConfig, redirect
+from crm_core.people import head_of_sales
+from crm_core.tasks import create_task
+from routing import RoutingConfig, redirect
 from routing.queues import pick
 
 log = logging.getLogger(__name__)
@@ -161,7 +164,7 @@ class TimerRunner:
         if team is None:
             return f"team {timer.team!r} is no longer configured"
         raw = Raw(session.connection())
-        following = redirect(team, conversation.assignee_id, self._candidates(raw))
+        following = redirect(team, conversation.assignee_id, q.candidates(raw))
         # Try again after the same timeout, whoever has it then.
         schedule(
             raw,
@@ -179,31 +182,12 @@ class TimerRunner:
         conversation.routing_reason = (
             f"redirected: manager {previous} did not answer within {timer.minutes} min"
         )
-        session.execute(
-            update(Task)
-            .where(
-                Task.conversation_id == conversation.id,
-                Task.status == TaskStatus.OPEN,
-                Task.assignee_id == previous,
-            )
-            .values(assignee_id=following)
-        )
+        move_open_tasks(session, conversation.id, previous, following)
         session.execute(
             update(Manager).where(Manager.id == following).values(last_assigned_at=journal.now)
         )
         session.flush()
-        journal.recorded_and_emitted(
-            "conversation.reassigned",
-            "conversation",
-            conversation.id,
-            {
-                "conversation_id": conversation.id,
-                "from_manager_id": previous,
-                "assignee_id": following,
-                "reason": conversation.routing_reason,
-            },
-            event_key=f"{conversation.id}:{timer.id}",
-        )
+        announce_reassigned(journal, conversation, previous, f"{conversation.id}:{timer.id}")
         return f"redirected from {previous} to {following}"
 
     def _assign_waiting(
@@ -219,7 +203,7 @@ class TimerRunner:
             opening = team.hours.next_opening(journal.now)
             schedule(raw, QUEUE, conversation.id, None, team.name, 0, journal.now, due_at=opening)
             return "still closed"
-        candidates = self._candidates(raw)
+        candidates = q.candidates(raw)
         chosen, offered = pick(team.mode, team.queue(candidates), candidates)
         if chosen is None and offered:
             return f"offered to all {len(offered)} available"
@@ -228,15 +212,7 @@ class TimerRunner:
             return "nobody available yet"
         conversation.assignee_id = chosen
         conversation.routing_reason = f"taken from the queue of team {team.name!r}"
-        session.execute(
-            update(Task)
-            .where(
-                Task.conversation_id == conversation.id,
-                Task.status == TaskStatus.OPEN,
-                Task.assignee_id.is_(None),
-            )
-            .values(assignee_id=chosen)
-        )
+        move_open_tasks(session, conversation.id, None, chosen)
         session.execute(
             update(Manager).where(Manager.id == chosen).values(last_assigned_at=journal.now)
         )
@@ -251,54 +227,23 @@ class TimerRunner:
                 journal.now,
             )
         session.flush()
-        journal.recorded_and_emitted(
-            "conversation.reassigned",
-            "conversation",
-            conversation.id,
-            {
-                "conversation_id": conversation.id,
-                "from_manager_id": None,
-                "assignee_id": chosen,
-                "reason": conversation.routing_reason,
-            },
-            event_key=f"{conversation.id}:{timer.id}",
-        )
+        announce_reassigned(journal, conversation, None, f"{conversation.id}:{timer.id}")
         return f"assigned to {chosen}"
-
-    def _candidates(self, raw: Raw) -> list[Candidate]:
-        return [
-            Candidate(
-                manager_id=r[0],
-                team_id=r[1],
-                available=True,
-                open_load=r[5],
-                capacity=r[2],
-                last_assigned_at=r[3],
-                team=r[4],
-            )
-            for r in q.CANDIDATES.all(raw)
-        ]
 
     def _breach(self, session: Session, conversation: Conversation, journal: Journal) -> str:
         conversation.sla_breached_at = journal.now
-        head = session.scalar(
-            select(Manager.id)
-            .where(Manager.role == Role.HEAD, Manager.active.is_(True))
-            .order_by(Manager.id)
-            .limit(1)
-        )
-        task = Task(
+        head = head_of_sales(session)
+        task = create_task(
+            session,
+            journal,
             kind=TaskKind.FOLLOW_UP,
             title=f"First response overdue: conversation {conversation.id}",
-            status=TaskStatus.OPEN,
             assignee_id=head,
             due_at=journal.now,
             contact_id=conversation.contact_id,
             conversation_id=conversation.id,
-            created_at=journal.now,
+            context={"conversation_id": conversation.id},
         )
-        session.add(task)
-        session.flush()
         journal.recorded_and_emitted(
             "conversation.sla_breached",
             "conversation",
@@ -307,17 +252,6 @@ class TimerRunner:
                 "conversation_id": conversation.id,
                 "assignee_id": conversation.assignee_id,
                 "task_id": task.id,
-            },
-        )
-        journal.recorded_and_emitted(
-            "task.created",
-            "task",
-            task.id,
-            {
-                "task_id": task.id,
-                "assignee_id": head,
-                "kind": task.kind,
-                "conversation_id": conversation.id,
             },
         )
         return f"breached; task {task.id} for the head of sales"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -39,6 +38,7 @@ from hub.api import (
 from hub.api import routing as routing_api
 from hub.api.auth import auth_middleware
 from hub.api.errors import body_limit_middleware, error_middleware
+from hub.background import cancel_all
 from hub.files import FILES, FileStores
 from hub.keys import (
     CLOCK,
@@ -156,9 +156,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
 async def _outbox_relay(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(app[RELAY].run_forever(), name="outbox-relay")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_all([task])
 
 
 async def _timers(app: web.Application) -> AsyncIterator[None]:
@@ -168,9 +166,7 @@ async def _timers(app: web.Application) -> AsyncIterator[None]:
     )
     task = asyncio.create_task(runner.run_forever(), name="timers")
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    await cancel_all([task])
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -18,7 +18,6 @@ sender is ``app[SENDERS][Channel.EMAIL]``, routed by channel account to its mail
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from connectors.email.reader import MailboxReader
 from connectors.email.sender import EmailSender
 from connectors.store import FileStore
 from crm_core.enums import Channel
+from hub.background import cancel_all
 from hub.files import FILES
 from hub.keys import CLOCK, INGEST, SENDERS, SETTINGS
 from hub.settings import SettingsError
@@ -80,8 +80,4 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(reader.run_forever(), name=f"email-{mailbox.key}"))
         log.info("email: reading %s (%s)", mailbox.key, mailbox.imap.host)
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await cancel_all(tasks)

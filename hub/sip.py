@@ -37,6 +37,7 @@ from connectors.sip.bridge import Bridge
 from connectors.sip.config import SipConfig, SipConfigError, parse_config
 from connectors.sip.events import CallEnded, IncomingCall, LineStatus, SipEvent
 from connectors.store import FileStore
+from hub.background import cancel_all
 from hub.files import FILES
 from hub.keys import CLOCK, DATABASE, INGEST, ROUTING, SETTINGS
 from hub.settings import SettingsError
@@ -102,9 +103,7 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
     yield
     await asyncio.to_thread(engine.stop)  # hangs up: the last CallEnded events are queued
     await asyncio.sleep(0)
-    consumer.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await consumer
+    await cancel_all([consumer])
     while True:  # nothing lost: calls that ended during the shutdown are stored too
         try:
             event = bridge.drain_one()

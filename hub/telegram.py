@@ -19,7 +19,6 @@ funnel = "webinar"
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -36,6 +35,7 @@ from connectors.telegram.updates import UpdateHandler
 from connectors.telegram.webhook import WebhookReceiver, set_webhook
 from crm_core.enums import Channel
 from hub.api.errors import json_error
+from hub.background import cancel_all
 from hub.files import FILES
 from hub.keys import INGEST, SENDERS, SETTINGS
 from hub.settings import SettingsError
@@ -105,11 +105,7 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
                 log.warning("bot %s: webhook not set; Telegram will not call us", key)
     log.info("telegram: %d bot(s) started", len(channel.handlers))
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await cancel_all(tasks)
     if app[SENDERS].get(Channel.TELEGRAM) is channel.sender:
         del app[SENDERS][Channel.TELEGRAM]
     for bot in channel.bots.values():

@@ -13,7 +13,7 @@ from crm_core.contracts import Attribution, IdentityRef, InboundMessage
 from crm_core.db import Database
 from crm_core.enums import Channel, IdentityKind, Role
 from crm_core.journal import Journal
-from crm_core.people import create_manager
+from crm_core.people import create_api_token, create_manager
 
 _ids = count(1)
 WHEN = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -81,3 +81,15 @@ async def count_rows(db: Database, model: Any, *where: Any) -> int:
         return int(session.scalar(select(func.count()).select_from(model).where(*where)) or 0)
 
     return await db.read(work)
+
+
+async def api_token(db: Database, name: str = "tests", manager_id: int | None = None) -> str:
+    """A new API token's plain text (an integration's, or a manager's)."""
+
+    def work(session: Session) -> str:
+        journal = Journal("test", WHEN)
+        _row, plain = create_api_token(session, journal, name, manager_id)
+        journal.flush(session)
+        return plain
+
+    return await db.write(work)

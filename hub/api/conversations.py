@@ -3,7 +3,7 @@ reopen, and marking it read."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
@@ -80,24 +80,19 @@ async def post_assign(request: web.Request) -> web.Response:
     )
 
 
-@routes.post("/api/v1/conversations/{id}/close")
-async def post_close(request: web.Request) -> web.Response:
-    conversation_id = path_id(request)
-    viewer = request[VIEWER]
-    return await _change(
-        request,
-        lambda s, j: actions.set_status(s, j, viewer, conversation_id, ConversationStatus.CLOSED),
-    )
+def _status_change(status: ConversationStatus) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(request: web.Request) -> web.Response:
+        conversation_id = path_id(request)
+        viewer = request[VIEWER]
+        return await _change(
+            request, lambda s, j: actions.set_status(s, j, viewer, conversation_id, status)
+        )
+
+    return handler
 
 
-@routes.post("/api/v1/conversations/{id}/reopen")
-async def post_reopen(request: web.Request) -> web.Response:
-    conversation_id = path_id(request)
-    viewer = request[VIEWER]
-    return await _change(
-        request,
-        lambda s, j: actions.set_status(s, j, viewer, conversation_id, ConversationStatus.OPEN),
-    )
+routes.post("/api/v1/conversations/{id}/close")(_status_change(ConversationStatus.CLOSED))
+routes.post("/api/v1/conversations/{id}/reopen")(_status_change(ConversationStatus.OPEN))
 
 
 @routes.post("/api/v1/conversations/{id}/read")

@@ -10,35 +10,22 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlalchemy.orm import Session
 
 from crm_core.clock import ManualClock
 from crm_core.db import Database
-from crm_core.journal import Journal
 from crm_core.models import AuditEntry, Contact, Message, OutboxMessage
-from crm_core.people import create_api_token
 from hub.app import create_app
 from hub.settings import Settings
-from tests.factories import WHEN, add_managers, count_rows
+from tests.factories import add_managers, api_token, count_rows
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
-
-
-async def _token(db: Database) -> str:
-    def work(session: Session) -> str:
-        journal = Journal("test", WHEN)
-        _row, plain = create_api_token(session, journal, "tests")
-        journal.flush(session)
-        return plain
-
-    return await db.write(work)
 
 
 @pytest.fixture
 async def api(
     database_url: str, db: Database, clock: ManualClock, aiohttp_client: ClientFactory
 ) -> tuple[TestClient[Any, Any], dict[str, str]]:
-    token = await _token(db)
+    token = await api_token(db)
     await add_managers(db, 2)
     settings = Settings(database_url=database_url, max_body_bytes=64 * 1024)
     client = await aiohttp_client(create_app(settings, clock=clock))
@@ -529,13 +516,7 @@ async def test_offered_to_all_the_first_to_take_it_owns_it(
 ) -> None:
     client, auth = api
 
-    def tokens(session: Session) -> list[str]:
-        journal = Journal("test", WHEN)
-        made = [create_api_token(session, journal, f"m{m}", manager_id=m)[1] for m in (1, 2)]
-        journal.flush(session)
-        return made
-
-    first, second = await db.write(tokens)
+    first, second = [await api_token(db, f"m{m}", manager_id=m) for m in (1, 2)]
     everyone = {
         "teams": {"Sales": {"mode": "to_all", "all_managers": True}},
         "rules": [{"name": "default", "team": "Sales"}],

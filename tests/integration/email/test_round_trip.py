@@ -30,27 +30,15 @@ from crm_core.contracts import (
 )
 from crm_core.db import Database
 from crm_core.enums import Channel, IdentityKind
-from crm_core.journal import Journal
 from crm_core.models import Contact, Deal, Message
-from crm_core.people import create_api_token
 from hub.app import create_app
 from hub.settings import Settings
-from tests.factories import WHEN, add_managers, count_rows
+from tests.factories import add_managers, api_token, count_rows
 from tests.integration.email.conftest import mailbox_for
 from tests.integration.email.mail import SALES, deliver, folder_mail, letter, wait_until
 from tests.integration.email.peers import SMTP_PASSWORD, USERS, Dovecot, SmtpCapture
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
-
-
-async def _token(db: Database) -> str:
-    def work(session: Session) -> str:
-        journal = Journal("test", WHEN)
-        _row, plain = create_api_token(session, journal, "tests")
-        journal.flush(session)
-        return plain
-
-    return await db.write(work)
 
 
 def _settings(database_url: str, dovecot: Dovecot, smtp: SmtpCapture, media: Path) -> Settings:
@@ -104,7 +92,7 @@ async def test_client_hub_manager_reply_client_threaded(
     tmp_path: Path,
     aiohttp_client: ClientFactory,
 ) -> None:
-    token = await _token(db)
+    token = await api_token(db)
     await add_managers(db, 1)
     app = create_app(_settings(database_url, dovecot, smtp, tmp_path / "media"), clock=clock)
     client = await aiohttp_client(app)

@@ -27,12 +27,10 @@ from sqlalchemy.orm import Session
 from crm_core.clock import ManualClock
 from crm_core.db import Database
 from crm_core.ingest import IngestPolicy, IngestService
-from crm_core.journal import Journal
 from crm_core.models import Call, ContactIdentity, Message, Task
-from crm_core.people import create_api_token
 from hub.app import create_app
 from hub.settings import Settings
-from tests.factories import WHEN, add_managers, count_rows, inbound, phone
+from tests.factories import add_managers, api_token, count_rows, inbound, phone
 from tests.integration.sip.peers import Sipp, need_peers, udp_port
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
@@ -248,7 +246,7 @@ async def test_out_of_hours_the_line_takes_a_voicemail(hub_factory: Factory) -> 
     message = await hub.db.read(lambda s: s.scalars(select(Message)).one())
     assert message.attachments[0]["storage_key"] == call.voicemail["storage_key"]
     # The inbox plays it from the API: the line's store is the hub's.
-    token = await _token(hub.db)
+    token = await api_token(hub.db)
     download = await client.get(
         f"/api/v1/messages/{message.id}/attachments/0", headers={"Authorization": f"Bearer {token}"}
     )
@@ -291,16 +289,6 @@ async def test_garbage_changes_nothing_and_the_line_still_answers(hub_factory: F
     assert call.disposition == "answered"
 
 
-async def _token(db: Database) -> str:
-    def work(session: Session) -> str:
-        journal = Journal("test", WHEN)
-        _row, plain = create_api_token(session, journal, "tests")
-        journal.flush(session)
-        return plain
-
-    return await db.write(work)
-
-
 async def test_click_to_call_rings_the_manager_then_the_client(hub_factory: Factory) -> None:
     hub, start = await hub_factory()
     anna = hub.phone("anna")
@@ -310,7 +298,7 @@ async def test_click_to_call_rings_the_manager_then_the_client(hub_factory: Fact
         {hub.managers[0]: anna},
         dial_template=f"sip:{{number}}@127.0.0.1:{client_phone.port}",
     )
-    headers = {"Authorization": f"Bearer {await _token(hub.db)}"}
+    headers = {"Authorization": f"Bearer {await api_token(hub.db)}"}
     ingest = IngestService(hub.db, hub.clock, IngestPolicy())
     lead = await ingest.ingest(inbound(phone("8 916 123-45-67")))
     answer = await api.post(

@@ -10,15 +10,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from sqlalchemy.orm import Session
 
 from crm_core.db import Database
-from crm_core.journal import Journal
-from crm_core.people import create_api_token
 from hub import sip
 from hub.app import create_app
 from hub.settings import Settings, SettingsError
-from tests.factories import WHEN
+from tests.factories import api_token
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 LINES = {"lines": [{"key": "office", "port": 5099, "managers": {"1": "sip:anna@pbx"}}]}
@@ -39,14 +36,7 @@ async def test_hub_runs_without_pjsua2_and_says_so(
     assert (await client.get("/healthz")).status == 200
     db = Database(sqlite_url)
     try:
-
-        def work(session: Session) -> str:
-            journal = Journal("test", WHEN)
-            _row, plain = create_api_token(session, journal, "tests")
-            journal.flush(session)
-            return plain
-
-        token = await db.write(work)
+        token = await api_token(db)
     finally:
         await db.dispose()
     answer = await client.post(

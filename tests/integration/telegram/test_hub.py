@@ -17,27 +17,15 @@ from sqlalchemy.orm import Session
 
 from crm_core.clock import ManualClock
 from crm_core.db import Database
-from crm_core.journal import Journal
 from crm_core.models import ContactIdentity, Deal, Funnel, Message
-from crm_core.people import create_api_token
 from hub.app import create_app
 from hub.settings import Settings, SettingsError
-from tests.factories import WHEN, add_managers, count_rows
+from tests.factories import add_managers, api_token, count_rows
 from tests.integration.telegram.conftest import SECRET, TOKEN
 from tests.integration.telegram.fake_bot_api import BotState, FakeBotApi, message, user
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 Hub = tuple[TestClient[Any, Any], dict[str, str]]
-
-
-async def _token(db: Database) -> str:
-    def work(session: Session) -> str:
-        journal = Journal("test", WHEN)
-        _row, plain = create_api_token(session, journal, "tests")
-        journal.flush(session)
-        return plain
-
-    return await db.write(work)
 
 
 async def _eventually(check: Callable[[], Awaitable[bool]], seconds: float = 15) -> None:
@@ -75,7 +63,7 @@ async def _hub(
     tmp_path: Path,
     aiohttp_client: ClientFactory,
 ) -> Hub:
-    token = await _token(db)
+    token = await api_token(db)
     await add_managers(db, 2)
     app = create_app(_settings(database_url, fake_api, tmp_path, mode), clock=clock)
     client = await aiohttp_client(app)
@@ -237,7 +225,7 @@ async def test_webhook_stores_after_commit_and_checks_the_secret(
     assert texts == ["/start webinar_oct и вопрос"]
 
 
-async def test_bad_configuration_names_the_key_and_hides_the_token(sqlite_url: str) -> None:
+async def test_bad_configuration_names_the_key_and_hides_theapi_token(sqlite_url: str) -> None:
     bad = {"telegram": {"bots": [{"key": "salesbot", "token": TOKEN, "mode": "push"}]}}
     with pytest.raises(SettingsError, match=r"bots\[0\]\.mode") as caught:
         create_app(Settings(database_url=sqlite_url, channels=bad))

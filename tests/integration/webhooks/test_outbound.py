@@ -23,11 +23,10 @@ from crm_core.ingest import IngestPolicy, IngestService
 from crm_core.journal import Journal
 from crm_core.models import OutboxMessage, WebhookSubscription
 from crm_core.outbox import OutboxItem, OutboxRelay
-from crm_core.people import create_api_token
 from crm_core.webhook_subscriptions import WebhookDispatcher, WebhookFanOut, create_subscription
 from hub.app import create_app
 from hub.settings import Settings
-from tests.factories import WHEN, add_managers, inbound, phone
+from tests.factories import add_managers, api_token, inbound, phone
 from webhooks.delivery import PostResult, WebhookPoster
 from webhooks.signatures import new_secret
 
@@ -62,16 +61,6 @@ async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
         await server.close()
 
 
-async def _token(db: Database) -> str:
-    def work(session: Session) -> str:
-        journal = Journal("test", WHEN)
-        _row, plain = create_api_token(session, journal, "tests")
-        journal.flush(session)
-        return plain
-
-    return await db.write(work)
-
-
 def _verify(headers: dict[str, str], body: bytes) -> bool:
     key = base64.b64decode(SECRET.removeprefix("whsec_"))
     signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
@@ -89,7 +78,7 @@ async def test_a_receiver_that_fails_twice_gets_the_event_three_times_with_one_i
     receiver: tuple[Receiver, str],
 ) -> None:
     target, url = receiver
-    token = await _token(db)
+    token = await api_token(db)
     await add_managers(db, 1)
 
     def subscribe(session: Session) -> int:
@@ -238,7 +227,7 @@ async def test_a_subscription_that_keeps_failing_is_disabled(
 async def test_admin_api_validates_and_hides_the_secret(
     database_url: str, db: Database, clock: ManualClock, aiohttp_client: ClientFactory
 ) -> None:
-    token = await _token(db)
+    token = await api_token(db)
     client = await aiohttp_client(create_app(Settings(database_url=database_url), clock=clock))
     auth = {"Authorization": f"Bearer {token}"}
     path = "/api/v1/webhooks/subscriptions"

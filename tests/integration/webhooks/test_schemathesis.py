@@ -6,16 +6,12 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
-
 from crm_core.clock import ManualClock
 from crm_core.db import Database
-from crm_core.journal import Journal
-from crm_core.people import create_api_token
 from hub.api.openapi import document
 from hub.app import create_app
 from hub.settings import Settings
-from tests.factories import WHEN, add_managers
+from tests.factories import add_managers, api_token
 from tests.schemathesis_run import fuzz
 from webhooks.sources import KINDS
 
@@ -58,14 +54,7 @@ async def test_no_server_errors(sqlite_url: str, clock: ManualClock, tmp_path: P
     db = Database(sqlite_url)
     try:
         await add_managers(db, 1)
-
-        def token(session: Session) -> str:
-            journal = Journal("test", WHEN)
-            _row, plain = create_api_token(session, journal, "schemathesis")
-            journal.flush(session)
-            return plain
-
-        plain = await db.write(token)
+        plain = await api_token(db, "schemathesis")
     finally:
         await db.dispose()
     sources = [{"key": f"src-{kind}", "kind": kind, **opts} for kind, opts in KEYS.items()]
