@@ -1,15 +1,18 @@
 """Ingest benchmark: a bare aiohttp baseline vs. ``omnihub run`` on SQLite, then integrity checks.
 
-Run as ``.venv/bin/python -m bench.ingest [--seconds 10] [--concurrency 32]``.
+Run as ``.venv/bin/python -m bench.ingest [--rounds 4] [--seconds 5] [--concurrency 32]``.
+The two servers run side by side and take turns, round by round.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
 import sqlite3
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -183,9 +186,10 @@ async def worker(session: aiohttp.ClientSession, deadline: float, load: Workload
 
 
 async def drive(
-    base_url: str, token: str, seconds: float, concurrency: int
-) -> tuple[Workload, Stats]:
-    load = Workload(random.Random(SEED))
+    base_url: str, token: str, seconds: float, concurrency: int, load: Workload
+) -> Stats:
+    """One round of load; ``load`` keeps its outcomes across rounds."""
+    first = len(load.outcomes)
     async with aiohttp.ClientSession(
         base_url,  # the connector's limit equals the concurrency: one connection per worker
         connector=aiohttp.TCPConnector(limit=concurrency),
@@ -196,31 +200,46 @@ async def drive(
         deadline = started + seconds
         await asyncio.gather(*(worker(session, deadline, load) for _ in range(concurrency)))
         elapsed = time.perf_counter() - started
-    latencies = sorted(o.latency for o in load.outcomes)
-    stats = Stats(
+    return stats_of(load.outcomes[first:], elapsed)
+
+
+def stats_of(outcomes: list[Outcome], elapsed: float) -> Stats:
+    latencies = sorted(o.latency for o in outcomes)
+    return Stats(
         len(latencies),
         len(latencies) / elapsed,
         percentile(latencies, 0.50) * 1e3,
         percentile(latencies, 0.99) * 1e3,
-        Counter(o.status for o in load.outcomes),
+        Counter(o.status for o in outcomes),
     )
-    return load, stats
 
 
-def run_baseline(seconds: float, concurrency: int) -> Stats:
+@dataclass
+class Server:
+    """A server under load: its base URL, its token, and every outcome of its rounds."""
+
+    base: str
+    token: str
+    load: Workload
+    rounds: list[Stats] = field(default_factory=list)
+
+    def total(self) -> Stats:
+        elapsed = sum(r.requests / r.rps for r in self.rounds if r.rps)
+        return stats_of(self.load.outcomes, elapsed)
+
+
+def start_baseline(stack: contextlib.ExitStack) -> Server:
     port = free_port()
     # As a module from the repository root: a script's own folder would come first on
     # sys.path, where bench/email.py would hide the standard library's email package.
     process = subprocess.Popen([sys.executable, "-m", "bench.bare_server", str(port)], cwd=ROOT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-        asyncio.run(wait_ready(base + INBOUND, process, 405))  # GET on a POST-only route
-        return asyncio.run(drive(base, "baseline", seconds, concurrency))[1]
-    finally:
-        stop(process)
+    stack.callback(stop, process)
+    base = f"http://127.0.0.1:{port}"
+    asyncio.run(wait_ready(base + INBOUND, process, 405))  # GET on a POST-only route
+    return Server(base, "baseline", Workload(random.Random(SEED)))
 
 
-def run_hub(tmp: Path, seconds: float, concurrency: int, log: TextIO) -> tuple[Workload, Stats]:
+def start_hub(stack: contextlib.ExitStack, tmp: Path, log: TextIO) -> Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIHUB_")}
     env["OMNIHUB_DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
     for n in range(1, MANAGERS + 1):
@@ -236,13 +255,25 @@ def run_hub(tmp: Path, seconds: float, concurrency: int, log: TextIO) -> tuple[W
         stdout=log,
         stderr=subprocess.STDOUT,
     )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        asyncio.run(wait_ready(base + "/healthz", process, 200))
-        return asyncio.run(drive(base, token, seconds, concurrency))
-    finally:
-        stop(process)
-        print(f"hub process exit code: {process.returncode}")
+    stack.callback(lambda: print(f"hub process exit code: {process.returncode}"))
+    stack.callback(stop, process)
+    base = f"http://127.0.0.1:{port}"
+    asyncio.run(wait_ready(base + "/healthz", process, 200))
+    return Server(base, token, Workload(random.Random(SEED)))
+
+
+def run_rounds(
+    baseline: Server, hub: Server, rounds: int, seconds: float, concurrency: int
+) -> None:
+    """Alternate the two servers round by round (ABBA order), so that the machine's
+    slow and fast moments fall on both alike."""
+    for n in range(rounds):
+        order = (baseline, hub) if n % 2 == 0 else (hub, baseline)
+        for server in order:
+            stats = asyncio.run(drive(server.base, server.token, seconds, concurrency, server.load))
+            server.rounds.append(stats)
+            label = "baseline" if server is baseline else "hub"
+            print(f"round {n + 1}  " + line(label, stats), flush=True)
 
 
 def check_database(db: Path, outcomes: list[Outcome]) -> list[tuple[str, bool, str]]:
@@ -342,43 +373,49 @@ def tail(log_path: Path, lines: int = 30) -> str:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=4, help="rounds per server, alternated")
+    parser.add_argument("--seconds", type=float, default=5.0, help="seconds per round")
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     print(
-        f"cpu_count: {os.cpu_count()}   seconds: {args.seconds}   "
+        f"cpu_count: {os.cpu_count()}   rounds: {args.rounds} x {args.seconds} s per server   "
         f"concurrency: {args.concurrency}   python: {sys.version.split()[0]}"
     )
-    baseline = run_baseline(args.seconds, args.concurrency)
-    print(line("baseline", baseline))
     with tempfile.TemporaryDirectory(prefix="omnihub-bench-") as tmp:
         log_path = Path(tmp) / "hub.log"
         try:
-            with log_path.open("w") as log:
-                load, hub = run_hub(Path(tmp), args.seconds, args.concurrency, log)
+            with log_path.open("w") as log, contextlib.ExitStack() as stack:
+                baseline = start_baseline(stack)
+                hub = start_hub(stack, Path(tmp), log)
+                run_rounds(baseline, hub, args.rounds, args.seconds, args.concurrency)
         except RuntimeError as exc:
             print(f"hub run failed: {exc}\n{tail(log_path)}", file=sys.stderr)
             return 2
-        print(line("hub", hub))
+        load = hub.load
         checks = check_database(Path(tmp) / "bench.sqlite3", load.outcomes)
         failures = [o for o in load.outcomes if o.status not in (200, 201)]
         for o in failures[:5]:
             print(f"hub error: {o.status} {o.external_id} ({o.request.kind}): {o.error}")
         if failures:
             print(tail(log_path))
+    base_total, hub_total = baseline.total(), hub.total()
+    ratios = sorted(h.rps / b.rps for h, b in zip(hub.rounds, baseline.rounds, strict=True))
+    per_round = ", ".join(f"{r:.3f}" for r in ratios)
     kinds = Counter(o.request.kind for o in load.outcomes)
     print("\n=== summary ===")
     print(f"cpu_count: {os.cpu_count()}")
-    print(line("baseline", baseline))
-    print(line("hub", hub))
+    print(line("baseline", base_total))
+    print(line("hub", hub_total))
     print(
-        f"hub/baseline: {hub.rps / baseline.rps:.3f} of the req/s, "
-        f"p50 x{hub.p50_ms / baseline.p50_ms:.1f}, p99 x{hub.p99_ms / baseline.p99_ms:.1f}"
+        f"hub/baseline: {hub_total.rps / base_total.rps:.3f} of the req/s "
+        f"(per round: {per_round}; median {statistics.median(ratios):.3f}), "
+        f"p50 x{hub_total.p50_ms / base_total.p50_ms:.1f}, "
+        f"p99 x{hub_total.p99_ms / base_total.p99_ms:.1f}"
     )
     print(
-        f"hub requests: {hub.requests} sent ({kinds['new']} new, {kinds['reuse']} phone "
-        f"reuses, {kinds['retry']} retries); 201: {hub.statuses[201]}, "
-        f"200: {hub.statuses[200]}, errors: {len(failures)}"
+        f"hub requests: {hub_total.requests} sent ({kinds['new']} new, {kinds['reuse']} phone "
+        f"reuses, {kinds['retry']} retries); 201: {hub_total.statuses[201]}, "
+        f"200: {hub_total.statuses[200]}, errors: {len(failures)}"
     )
     for name, ok, detail in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {name} - {detail}")

@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
@@ -42,6 +43,12 @@ _SQLITE_PRAGMAS = (
     "foreign_keys=ON",
     "busy_timeout=10000",
 )
+
+
+def json_text(value: Any) -> str:
+    """How JSON columns are stored: UTF-8 text, made by orjson (several times faster
+    than the standard library on the ingest path's audit and outbox payloads)."""
+    return orjson.dumps(value).decode()
 
 
 def sync_url(url: str) -> str:
@@ -69,6 +76,8 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int, echo: bool) -> 
         pool_size=pool_size,
         max_overflow=0,
         connect_args={"check_same_thread": False},
+        json_serializer=json_text,
+        json_deserializer=orjson.loads,
     )
 
     @event.listens_for(engine, "connect")
@@ -187,7 +196,13 @@ class Database:
             self._readers = ThreadPoolExecutor(readers, thread_name_prefix="omnihub-db-reader")
         else:
             self._async_engine = create_async_engine(
-                async_url(url), echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True
+                async_url(url),
+                echo=echo,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                json_serializer=json_text,
+                json_deserializer=orjson.loads,
             )
 
     @property

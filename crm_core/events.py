@@ -1,6 +1,7 @@
 """In-process fan-out of committed events (embedded mode's pub/sub).
 
-The outbox relay hands every ``event.*`` row to :class:`EventBus`; subscribers (the
+The outbox relay hands every ``events`` row to :class:`EventBus`, which passes each
+event of it on in order; subscribers (the
 inbox's live updates, tests) each get a bounded queue. A subscriber that falls
 behind loses its oldest events rather than slowing the relay, and reloads.
 """
@@ -12,6 +13,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from crm_core.journal import unpacked
 from crm_core.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
@@ -31,8 +33,11 @@ class EventBus:
         self._subscribers.discard(queue)
 
     async def __call__(self, item: OutboxItem) -> None:
-        for queue in self._subscribers:
-            if queue.full():
-                queue.get_nowait()
-                log.warning("an event subscriber fell behind; dropped its oldest event")
-            queue.put_nowait(item.payload)
+        if not self._subscribers:
+            return
+        for _key, payload in unpacked(item.payload):
+            for queue in self._subscribers:
+                if queue.full():
+                    queue.get_nowait()
+                    log.warning("an event subscriber fell behind; dropped its oldest event")
+                queue.put_nowait(payload)

@@ -16,7 +16,7 @@ one (datetimes on SQLite).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,6 +38,26 @@ class _Compiled:
     defaults: tuple[Any, ...]
     processors: tuple[Processor, ...]
     results: tuple[Processor, ...] | None
+    converted: tuple[tuple[int, Callable[[Any], Any]], ...] = field(init=False)
+
+    def __post_init__(self) -> None:
+        converted = tuple((i, p) for i, p in enumerate(self.processors) if p is not None)
+        object.__setattr__(self, "converted", converted)
+
+    def bind(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The statement's positional parameters, through their types' bind processors."""
+        try:
+            values = [params[name] for name in self.names]
+        except KeyError:
+            values = [params.get(n, d) for n, d in zip(self.names, self.defaults, strict=True)]
+            for name, value in zip(self.names, values, strict=True):
+                if value is _UNSET:
+                    raise KeyError(f"no value for the parameter {name!r}") from None
+        for index, process in self.converted:
+            value = values[index]
+            if value is not None:
+                values[index] = process(value)
+        return tuple(values)
 
     def row(self, values: Sequence[Any]) -> tuple[Any, ...]:
         if self.results is None:
@@ -62,9 +82,12 @@ def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
 
 def _sqlite_utc(value: datetime) -> str:
     """What ``UTCDateTime`` stores on SQLite (SQLAlchemy's text format), made in C."""
-    if value.tzinfo is None:
+    zone = value.tzinfo
+    if zone is None:
         raise ValueError("naive datetimes are not stored: give a timezone")
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    if zone is not UTC:
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
 class Prepared:
@@ -107,20 +130,9 @@ class Prepared:
         )
         return processors if any(p is not None for p in processors) else None
 
-    def _row(self, compiled: _Compiled, params: Mapping[str, Any]) -> tuple[Any, ...]:
-        out = []
-        for name, default, process in zip(
-            compiled.names, compiled.defaults, compiled.processors, strict=True
-        ):
-            value = params.get(name, default)
-            if value is _UNSET:
-                raise KeyError(f"no value for the parameter {name!r}")
-            out.append(process(value) if process is not None and value is not None else value)
-        return tuple(out)
-
     def execute(self, raw: Raw, params: Mapping[str, Any] | None = None) -> None:
         compiled = self._for(raw.dialect)
-        row = self._row(compiled, params or {})
+        row = compiled.bind(params or {})
         try:
             raw.cursor.execute(compiled.sql, row)
         except raw.error as exc:
@@ -130,7 +142,7 @@ class Prepared:
         if not rows:
             return
         compiled = self._for(raw.dialect)
-        values = [self._row(compiled, params) for params in rows]
+        values = [compiled.bind(params) for params in rows]
         try:
             raw.cursor.executemany(compiled.sql, values)
         except raw.error as exc:

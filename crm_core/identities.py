@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 import phonenumbers
 
@@ -24,6 +25,7 @@ class InvalidIdentityError(ValueError):
         self.reason = reason
 
 
+@lru_cache(maxsize=4096)  # a client writes again and again from the same number
 def normalize_phone(raw: str, default_region: str) -> str:
     """E.164 for any way people write a number: ``8 (916) 123-45-67`` -> ``+79161234567``."""
     text = raw.strip()

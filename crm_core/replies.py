@@ -245,11 +245,7 @@ def record_delivery(
         "error": error,
     }
     journal.record("message.status_changed", "message", message.id, payload)
-    journal.enqueue(
-        "event.message.status_changed",
-        f"message.status_changed:{message.id}:{status.value}",
-        {"event": "message.status_changed", "occurred_at": journal.now.isoformat(), **payload},
-    )
+    journal.emit("message.status_changed", f"{message.id}:{status.value}", payload)
     journal.flush(session)
 
 

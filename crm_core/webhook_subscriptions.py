@@ -1,6 +1,6 @@
 """Outbound webhooks: subscriptions, the fan-out of events, delivery with a log.
 
-Every committed event (an ``event.*`` outbox row) goes through :class:`WebhookFanOut`,
+Every committed event (in an ``events`` outbox row) goes through :class:`WebhookFanOut`,
 which writes one ``webhook.deliver`` outbox row per active subscription that wants
 it (idempotency key ``"{subscription id}:{event key}"``, so a retried fan-out adds
 nothing) and then hands the event on (to the in-process event bus).
@@ -32,7 +32,7 @@ from crm_core import tables
 from crm_core.clock import Clock
 from crm_core.db import Database
 from crm_core.enums import OutboxStatus
-from crm_core.journal import EVENT_TOPIC_PREFIX, Journal
+from crm_core.journal import Journal, unpacked
 from crm_core.models import WebhookDelivery, WebhookSubscription
 from crm_core.outbox import OutboxHandler, OutboxItem
 
@@ -250,7 +250,7 @@ def event_body(event: str, payload: Mapping[str, Any]) -> str:
 
 
 class WebhookFanOut:
-    """The relay's ``event.`` handler: deliveries for subscribers, then ``downstream``."""
+    """The relay's ``events`` handler: deliveries for subscribers, then ``downstream``."""
 
     def __init__(
         self,
@@ -272,31 +272,18 @@ class WebhookFanOut:
         self._cached = None
 
     async def __call__(self, item: OutboxItem) -> None:
-        event = str(item.payload.get("event") or item.topic.removeprefix(EVENT_TOPIC_PREFIX))
-        targets = [t for t in await self._targets() if matches(t.events, event)]
-        if targets:
-            now = self._clock.now()
-            body = event_body(event, item.payload)
-            rows = [
-                {
-                    "topic": DELIVER_TOPIC,
-                    "idempotency_key": f"{t.id}:{item.idempotency_key}",
-                    "payload": {
-                        "subscription_id": t.id,
-                        "webhook_id": webhook_id_for(f"{t.id}:{item.idempotency_key}"),
-                        "event": event,
-                        "body": body,
-                    },
-                    "status": OutboxStatus.PENDING.value,
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                    "locked_until": None,
-                    "last_error": None,
-                    "created_at": now,
-                    "delivered_at": None,
-                }
-                for t in targets
-            ]
+        targets = await self._targets()
+        rows: list[dict[str, Any]] = []
+        now = self._clock.now()
+        for key, payload in unpacked(item.payload) if targets else ():
+            event = str(payload.get("event"))
+            body: str | None = None
+            for target in targets:
+                if not matches(target.events, event):
+                    continue
+                body = body or event_body(event, payload)
+                rows.append(_delivery_row(target.id, key, event, body, now))
+        if rows:
             await self._db.write(lambda session: _insert_new(session, rows))
             if self._on_commit is not None:
                 self._on_commit()
@@ -309,6 +296,30 @@ class WebhookFanOut:
         targets = await self._db.read(_active_targets)
         self._cached = (time.monotonic() + self._cache_seconds, targets)
         return targets
+
+
+def _delivery_row(
+    subscription_id: int, event_key: str, event: str, body: str, now: datetime
+) -> dict[str, Any]:
+    """The outbox row of one event's delivery to one subscription."""
+    key = f"{subscription_id}:{event_key}"
+    return {
+        "topic": DELIVER_TOPIC,
+        "idempotency_key": key,
+        "payload": {
+            "subscription_id": subscription_id,
+            "webhook_id": webhook_id_for(key),
+            "event": event,
+            "body": body,
+        },
+        "status": OutboxStatus.PENDING.value,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "locked_until": None,
+        "last_error": None,
+        "created_at": now,
+        "delivered_at": None,
+    }
 
 
 def _active_targets(session: Session) -> tuple[_Target, ...]:

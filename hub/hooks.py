@@ -52,7 +52,7 @@ def install(app: web.Application) -> None:
 def relay_handlers(
     app: web.Application, db: Database, events: OutboxHandler
 ) -> dict[str, OutboxHandler]:
-    """The outbox relay's handlers of outbound webhooks (``event.`` fan-out, ``webhook.``)."""
+    """The outbox relay's handlers of outbound webhooks (``events`` fan-out, ``webhook.``)."""
     config = app[HOOKS]
     return admin.relay_handlers(
         app,

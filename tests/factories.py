@@ -12,7 +12,8 @@ from sqlalchemy.orm import Session
 from crm_core.contracts import Attribution, IdentityRef, InboundMessage
 from crm_core.db import Database
 from crm_core.enums import Channel, IdentityKind, Role
-from crm_core.journal import Journal
+from crm_core.journal import EVENTS_TOPIC, Journal, unpacked
+from crm_core.models import OutboxMessage
 from crm_core.people import create_api_token, create_manager
 
 _ids = count(1)
@@ -93,3 +94,23 @@ async def api_token(db: Database, name: str = "tests", manager_id: int | None = 
         return plain
 
     return await db.write(work)
+
+
+async def emitted(db: Database, event: str | None = None) -> list[dict[str, Any]]:
+    """The events committed so far, in order (each ``events`` outbox row unpacked);
+    ``event`` keeps those of one name."""
+
+    def work(session: Session) -> list[dict[str, Any]]:
+        rows = session.scalars(
+            select(OutboxMessage.payload)
+            .where(OutboxMessage.topic == EVENTS_TOPIC)
+            .order_by(OutboxMessage.id)
+        )
+        return [dict(p) for row in rows for _key, p in unpacked(row)]
+
+    found = await db.read(work)
+    return [e for e in found if event is None or e["event"] == event]
+
+
+async def event_names(db: Database) -> list[str]:
+    return [e["event"] for e in await emitted(db)]

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import webhook_subscriptions as subs
 from crm_core.db import Database
-from crm_core.journal import EVENT_TOPIC_PREFIX, Journal
+from crm_core.journal import EVENTS_TOPIC, Journal
 from crm_core.models import WebhookSubscription
 from crm_core.outbox import OutboxHandler
 from hub.api.auth import VIEWER
@@ -42,13 +42,13 @@ def relay_handlers(
     disable_after: int,
     timeout: float,
 ) -> dict[str, OutboxHandler]:
-    """The ``event.`` handler (fan-out to subscribers, then ``events``) and ``webhook.``."""
+    """The ``events`` handler (fan-out to subscribers, then ``events``) and ``webhook.``."""
     poster = WebhookPoster(timeout=timeout)
     fan_out = subs.WebhookFanOut(db, app[CLOCK], events, on_commit=lambda: app[RELAY].wake())
     app[POSTER] = poster
     app[FAN_OUT] = fan_out
     return {
-        EVENT_TOPIC_PREFIX: fan_out,
+        EVENTS_TOPIC: fan_out,
         subs.WEBHOOK_TOPIC_PREFIX: subs.WebhookDispatcher(db, app[CLOCK], poster, disable_after),
     }
 

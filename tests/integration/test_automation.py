@@ -17,7 +17,7 @@ from crm_core.ingest import IngestPolicy, IngestService
 from crm_core.journal import Journal
 from crm_core.models import Deal, Message, OutboxMessage, Stage, Task
 from crm_core.tasks import complete_task, create_task
-from tests.factories import add_managers, inbound, telegram
+from tests.factories import add_managers, event_names, inbound, telegram
 
 ROBOTS: dict[str, Any] = {
     "stages": [
@@ -107,8 +107,8 @@ async def test_robots_move_deals_and_act_on_entry(db: Database, clock: ManualClo
         lambda s: [m.text for m in s.scalars(select(Message).where(Message.direction == "out"))]
     )
     assert outbound == ["Мы отправили вам коммерческое предложение."]
+    assert "deal.head_notified" in await event_names(db)
     topics = await db.read(lambda s: list(s.scalars(select(OutboxMessage.topic))))
-    assert "event.deal.head_notified" in topics
     assert topics.count("send.telegram") == 1
 
 

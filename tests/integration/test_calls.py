@@ -16,8 +16,8 @@ from crm_core.contracts import Attachment, CallRecord, IdentityRef, InboundMessa
 from crm_core.db import Database
 from crm_core.enums import CallDisposition, Channel, Direction, IdentityKind, TaskKind
 from crm_core.ingest import IngestPolicy, IngestService
-from crm_core.models import Call, Deal, Message, OutboxMessage, Stage, Task
-from tests.factories import WHEN, add_managers, count_rows, inbound, phone
+from crm_core.models import Call, Deal, Message, Stage, Task
+from tests.factories import WHEN, add_managers, count_rows, emitted, inbound, phone
 
 
 @pytest.fixture
@@ -92,8 +92,7 @@ async def test_missed_call_makes_one_call_back_due_within_the_sla(
     assert row.duration_seconds == 0
     assert row.message_id == result.message_id
     assert row.contact_id == result.contact_id
-    events = await count_rows(db, OutboxMessage, OutboxMessage.topic == "event.call.missed")
-    assert events == 1
+    assert len(await emitted(db, "call.missed")) == 1
     messages = await db.read(lambda s: list(s.scalars(select(Message.text))))
     assert messages == ["Missed call from +79161234567, 0:00"]
 
@@ -121,7 +120,7 @@ async def test_answered_call_is_logged_without_a_call_back(
     assert await count_rows(db, Task) == before
     row = await db.read(lambda s: s.scalars(select(Call)).one())
     assert (row.disposition, row.duration_seconds, row.manager_id) == ("answered", 65, manager)
-    assert await count_rows(db, OutboxMessage, OutboxMessage.topic == "event.call.ended") == 1
+    assert len(await emitted(db, "call.ended")) == 1
 
 
 async def test_missed_call_of_a_client_with_an_open_deal_goes_on_that_deal(

@@ -12,7 +12,7 @@ from crm_core.clock import ManualClock
 from crm_core.db import Database
 from crm_core.enums import OutboxStatus
 from crm_core.events import EventBus
-from crm_core.journal import Journal
+from crm_core.journal import EVENTS_TOPIC, Journal
 from crm_core.models import OutboxMessage
 from crm_core.outbox import OutboxItem, OutboxRelay, RelayPolicy
 
@@ -36,13 +36,27 @@ async def _rows(db: Database) -> list[OutboxMessage]:
 async def test_delivers_each_row_once_and_records_it(db: Database, clock: ManualClock) -> None:
     bus = EventBus()
     inbox = bus.subscribe()
-    relay = OutboxRelay(db, clock, {"event.": bus})
-    await _enqueue(db, clock, "event.deal.created", "event.task.created")
-    assert await relay.run_once() == 2
+    relay = OutboxRelay(db, clock, {EVENTS_TOPIC: bus})
+
+    def two_events(session: Session) -> None:
+        journal = Journal("test", clock.now())
+        journal.emit("deal.created", 7, {"n": 0})
+        journal.emit("task.created", 9, {"n": 1})
+        journal.flush(session)
+
+    await db.write(two_events)
+    assert await relay.run_once() == 1  # a transaction's events travel in one row
     assert await relay.run_once() == 0
-    assert [inbox.get_nowait()["n"], inbox.get_nowait()["n"]] == [0, 1]
+    first, second = inbox.get_nowait(), inbox.get_nowait()
+    assert [(first["event"], first["n"]), (second["event"], second["n"])] == [
+        ("deal.created", 0),
+        ("task.created", 1),
+    ]
+    assert inbox.empty()
     rows = await _rows(db)
-    assert [(r.status, r.attempts) for r in rows] == [("delivered", 1), ("delivered", 1)]
+    assert [(r.topic, r.idempotency_key, r.status, r.attempts) for r in rows] == [
+        (EVENTS_TOPIC, "events:deal.created:7", "delivered", 1)
+    ]
     assert all(r.delivered_at == clock.now() for r in rows)
 
 
@@ -97,7 +111,7 @@ async def test_a_claimed_row_is_not_claimed_again_until_its_lease_ends(
     db: Database, clock: ManualClock
 ) -> None:
     relay = OutboxRelay(db, clock, {})
-    await _enqueue(db, clock, "event.a")
+    await _enqueue(db, clock, "webhook.a")
     claimed = await db.write(relay._claim)
     assert len(claimed) == 1
     assert await db.write(relay._claim) == []

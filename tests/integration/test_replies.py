@@ -21,7 +21,7 @@ from crm_core.journal import Journal
 from crm_core.models import Conversation, Message, OutboxMessage
 from crm_core.outbox import OutboxRelay, RelayPolicy
 from crm_core.replies import SEND_TOPIC_PREFIX, ReplyError, SendDispatcher, queue_reply
-from tests.factories import add_managers, inbound, phone, telegram
+from tests.factories import add_managers, event_names, inbound, phone, telegram
 
 
 class RecordingSender:
@@ -99,8 +99,7 @@ async def test_reply_is_sent_in_the_clients_channel(db: Database, clock: ManualC
     stored = await db.read(lambda s: s.get(Message, message_id))
     assert stored is not None
     assert (stored.delivery_status, stored.external_id) == ("sent", "tg-1")
-    topics = await db.read(lambda s: list(s.scalars(select(OutboxMessage.topic))))
-    assert "event.message.status_changed" in topics
+    assert "message.status_changed" in await event_names(db)
 
 
 async def test_temporary_failures_are_retried_then_given_up(

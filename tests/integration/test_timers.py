@@ -14,12 +14,12 @@ from crm_core.db import Database
 from crm_core.enums import Role
 from crm_core.ingest import IngestPolicy, IngestService
 from crm_core.journal import Journal
-from crm_core.models import Conversation, OutboxMessage, Task, Timer
+from crm_core.models import Conversation, Task, Timer
 from crm_core.people import create_manager
 from crm_core.replies import queue_reply
 from crm_core.timers import TimerRunner
 from routing import load_config, route
-from tests.factories import WHEN, add_managers, inbound, telegram
+from tests.factories import WHEN, add_managers, emitted, inbound, telegram
 
 
 def _config(members: list[int]) -> dict[str, object]:
@@ -48,12 +48,8 @@ async def _head(db: Database) -> int:
     return await db.write(work)
 
 
-async def _topics(db: Database, topic: str) -> int:
-    return len(
-        await db.read(
-            lambda s: list(s.scalars(select(OutboxMessage.id).where(OutboxMessage.topic == topic)))
-        )
-    )
+async def _topics(db: Database, event: str) -> int:
+    return len(await emitted(db, event))
 
 
 async def test_redirects_walk_the_queue_and_the_sla_breaches_once_across_restarts(
@@ -85,7 +81,7 @@ async def test_redirects_walk_the_queue_and_the_sla_breaches_once_across_restart
 
     db = Database(database_url)
     runner = TimerRunner(db, clock, lambda: config)
-    assert await _topics(db, "event.conversation.reassigned") == 3
+    assert await _topics(db, "conversation.reassigned") == 3
     breached = await db.read(lambda s: s.get(Conversation, first.conversation_id))
     assert breached is not None
     assert breached.sla_breached_at == start + timedelta(minutes=30)
@@ -94,15 +90,15 @@ async def test_redirects_walk_the_queue_and_the_sla_breaches_once_across_restart
     )
     assert len(head_tasks) == 1
     assert head_tasks[0].title.startswith("First response overdue")
-    assert await _topics(db, "event.conversation.sla_breached") == 1
+    assert await _topics(db, "conversation.sla_breached") == 1
     # The conversation's own open task followed it from manager to manager.
     deal_task = await db.read(lambda s: s.get(Task, first.task_id))
     assert deal_task is not None
     assert deal_task.assignee_id == members[0]
-    assert await _topics(db, "event.task.overdue") >= 1
-    overdue_before = await _topics(db, "event.task.overdue")
+    assert await _topics(db, "task.overdue") >= 1
+    overdue_before = await _topics(db, "task.overdue")
     await runner.run_once()
-    assert await _topics(db, "event.task.overdue") == overdue_before
+    assert await _topics(db, "task.overdue") == overdue_before
     fired = await db.read(
         lambda s: list(s.scalars(select(Timer).where(Timer.fired_at.is_not(None))))
     )
@@ -173,4 +169,4 @@ async def test_a_conversation_waiting_for_the_opening_is_assigned_then(
     task = await db.read(lambda s: s.get(Task, result.task_id))
     assert task is not None
     assert task.assignee_id == members[0]
-    assert await _topics(db, "event.conversation.reassigned") == 1
+    assert await _topics(db, "conversation.reassigned") == 1

@@ -20,7 +20,7 @@ from crm_core.clock import ManualClock
 from crm_core.db import Database
 from crm_core.events import EventBus
 from crm_core.ingest import IngestPolicy, IngestService
-from crm_core.journal import Journal
+from crm_core.journal import EVENTS_TOPIC, Journal
 from crm_core.models import OutboxMessage, WebhookSubscription
 from crm_core.outbox import OutboxItem, OutboxRelay
 from crm_core.webhook_subscriptions import WebhookDispatcher, WebhookFanOut, create_subscription
@@ -94,7 +94,7 @@ async def test_a_receiver_that_fails_twice_gets_the_event_three_times_with_one_i
         db,
         clock,
         {
-            "event.": WebhookFanOut(db, clock, EventBus()),
+            EVENTS_TOPIC: WebhookFanOut(db, clock, EventBus()),
             "webhook.": WebhookDispatcher(db, clock, poster),
         },
         jitter=lambda: 0.0,
@@ -173,8 +173,10 @@ async def test_fan_out_twice_writes_one_delivery_per_subscription(
         seen.append(item)
 
     fan_out = WebhookFanOut(db, clock, downstream)
-    item = OutboxItem(1, "event.deal.won", "deal.won:7", {"event": "deal.won", "deal_id": 7}, 1)
-    other = OutboxItem(2, "event.task.created", "task.created:3", {"event": "task.created"}, 1)
+    won = {"key": "deal.won:7", "payload": {"event": "deal.won", "deal_id": 7}}
+    created = {"key": "task.created:3", "payload": {"event": "task.created"}}
+    item = OutboxItem(1, EVENTS_TOPIC, "events:deal.won:7", {"events": [won]}, 1)
+    other = OutboxItem(2, EVENTS_TOPIC, "events:task.created:3", {"events": [created]}, 1)
     await fan_out(item)
     await fan_out(item)
     await fan_out(other)
