@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -15,7 +15,7 @@ from crm_core import tables as t
 from crm_core import timers
 from crm_core.automation import Automation
 from crm_core.calls import record_call
-from crm_core.contracts import IdentityRef, InboundMessage, IngestResult
+from crm_core.contracts import CallRecord, IdentityRef, InboundMessage, IngestResult
 from crm_core.enums import (
     AuthorKind,
     ConversationStatus,
@@ -96,7 +96,7 @@ class Ingestion:
                 self.session,
                 self.journal,
                 self.service.automation,
-                self.message.call,
+                self._call_with_number(self.message.call),
                 account_id=self.account_id,
                 contact_id=contact.id,
                 conversation_id=conversation_id,
@@ -130,6 +130,12 @@ class Ingestion:
             deal_created=deal_id is not None,
             merged_contact_ids=merged_ids,
         )
+
+    def _call_with_number(self, call: CallRecord) -> CallRecord:
+        """The call with the caller's number in E.164, as the contact's identity has it
+        (a PBX or a SIP trunk sends ``79161234567``, ``8916...`` or ``+7 916 ...``)."""
+        phone = next((i.value for i in self.identities if i.kind is IdentityKind.PHONE), None)
+        return call if phone is None else replace(call, caller=phone)
 
     def _channel_account(self) -> int:
         channel, key = self.message.channel.value, self.message.channel_account

@@ -645,8 +645,11 @@ async def test_zadarma_echo_start_and_a_missed_call_becomes_a_call_back(
     assert lead.task_kind == "call_back"  # crm_core.calls: the call record's call back
     assert lead.task_due == NOW + timedelta(minutes=15)
     assert lead.text.startswith("Missed call to 74951234567 (no answer)")
-    calls = await db.read(lambda s: [(c.call_key, c.disposition) for c in s.scalars(select(Call))])
-    assert calls == [("zadarma:in_0123456789abcdef", "missed")]
+    calls = await db.read(
+        lambda s: [(c.call_key, c.disposition, c.caller) for c in s.scalars(select(Call))]
+    )
+    # The PBX wrote 79161230001; the call keeps the number as the contact has it.
+    assert calls == [("zadarma:in_0123456789abcdef", "missed", "+79161230001")]
 
 
 async def test_zadarma_an_answered_call_is_recorded_on_the_contact(
