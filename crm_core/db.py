@@ -18,6 +18,7 @@ one code path:
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import queue
 import threading
@@ -47,8 +48,16 @@ _SQLITE_PRAGMAS = (
 
 def json_text(value: Any) -> str:
     """How JSON columns are stored: UTF-8 text, made by orjson (several times faster
-    than the standard library on the ingest path's audit and outbox payloads)."""
-    return orjson.dumps(value).decode()
+    than the standard library on the ingest path's audit and outbox payloads).
+
+    What orjson refuses (an integer past 64 bits in a form's custom fields) goes through
+    the standard library, so that nothing a client sends fails to store. Reading stays
+    with the standard library, which keeps such integers exact.
+    """
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+    except TypeError:
+        return json.dumps(value, ensure_ascii=False)
 
 
 def sync_url(url: str) -> str:
@@ -77,7 +86,6 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int, echo: bool) -> 
         max_overflow=0,
         connect_args={"check_same_thread": False},
         json_serializer=json_text,
-        json_deserializer=orjson.loads,
     )
 
     @event.listens_for(engine, "connect")
@@ -202,7 +210,6 @@ class Database:
                 max_overflow=10,
                 pool_pre_ping=True,
                 json_serializer=json_text,
-                json_deserializer=orjson.loads,
             )
 
     @property

@@ -35,7 +35,7 @@ class EventBus:
     async def __call__(self, item: OutboxItem) -> None:
         if not self._subscribers:
             return
-        for _key, payload in unpacked(item.payload):
+        for _key, payload in unpacked(item.payload, item.idempotency_key):
             for queue in self._subscribers:
                 if queue.full():
                     queue.get_nowait()

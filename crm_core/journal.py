@@ -15,6 +15,7 @@ from crm_core.enums import OutboxStatus
 from crm_core.fastsql import Prepared, Raw
 
 EVENTS_TOPIC = "events"  # one outbox row per transaction carries all its events
+LEGACY_EVENT_TOPIC_PREFIX = "event."  # one row per event, as rows were written before
 _AUDIT = Prepared.insert(
     tables.audit_log, ["occurred_at", "actor", "action", "entity_type", "entity_id", "changes"]
 )
@@ -125,6 +126,12 @@ class Journal:
         self.outbox = []
 
 
-def unpacked(payload: Mapping[str, Any]) -> list[tuple[str, Mapping[str, Any]]]:
-    """The ``(key, event payload)`` pairs of an :data:`EVENTS_TOPIC` row, in order."""
-    return [(str(e["key"]), e["payload"]) for e in payload.get("events", ())]
+def unpacked(payload: Mapping[str, Any], key: str = "") -> list[tuple[str, Mapping[str, Any]]]:
+    """The ``(key, event payload)`` pairs of an :data:`EVENTS_TOPIC` row, in order.
+
+    A row written before events travelled together (topic ``event.<name>``, one event,
+    keyed by the row's ``key``) is one pair, so that an upgrade delivers what it finds.
+    """
+    if "events" not in payload:
+        return [(key, payload)]
+    return [(str(e["key"]), e["payload"]) for e in payload["events"]]

@@ -275,7 +275,7 @@ class WebhookFanOut:
         targets = await self._targets()
         rows: list[dict[str, Any]] = []
         now = self._clock.now()
-        for key, payload in unpacked(item.payload) if targets else ():
+        for key, payload in unpacked(item.payload, item.idempotency_key) if targets else ():
             event = str(payload.get("event"))
             body: str | None = None
             for target in targets:

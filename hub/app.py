@@ -16,7 +16,7 @@ from crm_core.db import Database
 from crm_core.enums import Channel
 from crm_core.events import EventBus
 from crm_core.ingest import IngestPolicy, IngestService
-from crm_core.journal import EVENTS_TOPIC
+from crm_core.journal import EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX
 from crm_core.outbox import OutboxRelay, RelayPolicy
 from crm_core.replies import SEND_TOPIC_PREFIX, SendDispatcher
 from crm_core.routing_store import latest_routing
@@ -114,6 +114,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         app[CLOCK],
         {
             EVENTS_TOPIC: events,
+            LEGACY_EVENT_TOPIC_PREFIX: events,
             SEND_TOPIC_PREFIX: SendDispatcher(
                 db, app[CLOCK], senders, settings.outbox_max_attempts
             ),

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from crm_core import webhook_subscriptions as subs
 from crm_core.db import Database
-from crm_core.journal import EVENTS_TOPIC, Journal
+from crm_core.journal import EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX, Journal
 from crm_core.models import WebhookSubscription
 from crm_core.outbox import OutboxHandler
 from hub.api.auth import VIEWER
@@ -49,6 +49,7 @@ def relay_handlers(
     app[FAN_OUT] = fan_out
     return {
         EVENTS_TOPIC: fan_out,
+        LEGACY_EVENT_TOPIC_PREFIX: fan_out,
         subs.WEBHOOK_TOPIC_PREFIX: subs.WebhookDispatcher(db, app[CLOCK], poster, disable_after),
     }
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -129,3 +130,20 @@ def test_backoff_grows_and_is_capped(attempt: int) -> None:
     if attempt > 1:
         relay._jitter = lambda: 0.0
         assert relay.backoff(attempt) > relay.backoff(attempt - 1) or delay >= timedelta(hours=1)
+
+
+async def test_json_columns_keep_what_a_fast_encoder_refuses(
+    db: Database, clock: ManualClock
+) -> None:
+    # A form's custom field may carry an integer past 64 bits, and a count may be keyed
+    # by an id: both are stored, and read back exactly.
+    payload: dict[Any, Any] = {"huge": 10**30, 7: "keyed by an int", "text": "Привет"}
+
+    def work(session: Session) -> None:
+        journal = Journal("test", clock.now())
+        journal.enqueue("webhook.x", "x:1", payload)
+        journal.flush(session)
+
+    await db.write(work)
+    (row,) = await _rows(db)
+    assert row.payload == {"huge": 10**30, "7": "keyed by an int", "text": "Привет"}

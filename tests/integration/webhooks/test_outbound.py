@@ -177,14 +177,18 @@ async def test_fan_out_twice_writes_one_delivery_per_subscription(
     created = {"key": "task.created:3", "payload": {"event": "task.created"}}
     item = OutboxItem(1, EVENTS_TOPIC, "events:deal.won:7", {"events": [won]}, 1)
     other = OutboxItem(2, EVENTS_TOPIC, "events:task.created:3", {"events": [created]}, 1)
+    # A row from before events travelled together: one event, keyed by the row.
+    legacy = OutboxItem(3, "event.deal.won", "deal.won:8", {"event": "deal.won", "deal_id": 8}, 1)
     await fan_out(item)
     await fan_out(item)
     await fan_out(other)
+    await fan_out(legacy)
     rows = await db.read(lambda s: list(s.scalars(select(OutboxMessage))))
     assert [(r.topic, r.idempotency_key) for r in rows] == [
-        ("webhook.deliver", f"{sub_id}:deal.won:7")
+        ("webhook.deliver", f"{sub_id}:deal.won:7"),
+        ("webhook.deliver", f"{sub_id}:deal.won:8"),
     ]
-    assert len(seen) == 3
+    assert len(seen) == 4
 
 
 class _Failing:
