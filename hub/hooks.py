@@ -60,6 +60,7 @@ def relay_handlers(
         events,
         disable_after=config.disable_after_failures,
         timeout=float(config.delivery_timeout_seconds),
+        allow_private=config.allow_private_targets,
     )
 
 

@@ -6,6 +6,7 @@ dedup_window_seconds = 600        # a double submit without a key, within this, 
 signature_tolerance_seconds = 300
 disable_after_failures = 30       # outbound: a subscription failing this often in a row is off
 delivery_timeout_seconds = 10
+allow_private_targets = false     # outbound: true lets subscriptions reach private addresses
 sources = [
   {key = "landing-pg", kind = "form", secret = "...", signing = "token", funnel = "landing",
    fields = {name = "your_name", phone = "tel"}},
@@ -89,6 +90,7 @@ class HooksConfig:
     signature_tolerance_seconds: int = 300
     disable_after_failures: int = 30
     delivery_timeout_seconds: int = 10
+    allow_private_targets: bool = False
 
 
 def load_config(table: Mapping[str, Any] | None) -> HooksConfig:
@@ -97,7 +99,7 @@ def load_config(table: Mapping[str, Any] | None) -> HooksConfig:
         return HooksConfig()
     where = "channels.webhooks"
     known = {"sources", "dedup_window_seconds", "signature_tolerance_seconds"}
-    known |= {"disable_after_failures", "delivery_timeout_seconds"}  # outbound side
+    known |= {"disable_after_failures", "delivery_timeout_seconds", "allow_private_targets"}
     for name in table:
         if name not in known:
             raise SourceConfigError(
@@ -107,6 +109,9 @@ def load_config(table: Mapping[str, Any] | None) -> HooksConfig:
     tolerance = _positive(table, "signature_tolerance_seconds", 300, where)
     disable_after = _positive(table, "disable_after_failures", 30, where)
     timeout = _positive(table, "delivery_timeout_seconds", 10, where)
+    allow_private = table.get("allow_private_targets", False)
+    if not isinstance(allow_private, bool):
+        raise SourceConfigError(f"{where}.allow_private_targets: expected true or false")
     raw_sources = table.get("sources", [])
     if not isinstance(raw_sources, list):
         raise SourceConfigError(f"{where}.sources: expected a list of tables")
@@ -116,7 +121,7 @@ def load_config(table: Mapping[str, Any] | None) -> HooksConfig:
         if source.key in sources:
             raise SourceConfigError(f"{where}.sources[{index}].key: {source.key!r} is used twice")
         sources[source.key] = source
-    return HooksConfig(sources, window, tolerance, disable_after, timeout)
+    return HooksConfig(sources, window, tolerance, disable_after, timeout, allow_private)
 
 
 def _positive(table: Mapping[str, Any], name: str, default: int, where: str) -> int:

@@ -41,9 +41,10 @@ def relay_handlers(
     *,
     disable_after: int,
     timeout: float,
+    allow_private: bool,
 ) -> dict[str, OutboxHandler]:
     """The ``events`` handler (fan-out to subscribers, then ``events``) and ``webhook.``."""
-    poster = WebhookPoster(timeout=timeout)
+    poster = WebhookPoster(timeout=timeout, allow_private=allow_private)
     fan_out = subs.WebhookFanOut(db, app[CLOCK], events, on_commit=lambda: app[RELAY].wake())
     app[POSTER] = poster
     app[FAN_OUT] = fan_out
@@ -163,9 +164,22 @@ async def _write(request: web.Request, work: Callable[[Session, Journal], Any]) 
     return result
 
 
+def _public_target(request: web.Request, url: str | None) -> None:
+    """A 400 for a URL the deliveries would refuse (a private address, by default)."""
+    refusal = request.app[POSTER].refusal(url) if url and POSTER in request.app else None
+    if refusal is not None:
+        raise ApiError(
+            400,
+            "invalid_body",
+            f"url: {refusal}",
+            errors=[{"field": "url", "message": refusal}],
+        )
+
+
 @routes.post("/api/v1/webhooks/subscriptions")
 async def create(request: web.Request) -> web.Response:
     body: SubscriptionIn = await _body(request, SubscriptionIn)
+    _public_target(request, body.url)
     secret = body.secret or new_secret()
 
     def work(session: Session, journal: Journal) -> dict[str, Any]:
@@ -213,6 +227,7 @@ async def get_one(request: web.Request) -> web.Response:
 async def patch(request: web.Request) -> web.Response:
     sub_id = path_id(request)
     body: SubscriptionPatch = await _body(request, SubscriptionPatch)
+    _public_target(request, body.url)
 
     def work(session: Session, journal: Journal) -> dict[str, Any]:
         sub = subs.update_subscription(

@@ -185,6 +185,7 @@ def test_meta_signature_and_lead_refs() -> None:
         ({"sources": [{"key": "a", "kind": "form", "secret": "s", "colour": 1}]}, "colour"),
         ({"sources": [{"key": "a", "kind": "form", "secret": "s"}] * 2}, "twice"),
         ({"dedup_window_seconds": 0}, "dedup_window_seconds"),
+        ({"allow_private_targets": "yes"}, "allow_private_targets"),
         ({"srcs": []}, "srcs"),
     ],
 )

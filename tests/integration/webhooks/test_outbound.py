@@ -27,7 +27,7 @@ from crm_core.webhook_subscriptions import WebhookDispatcher, WebhookFanOut, cre
 from hub.app import create_app
 from hub.settings import Settings
 from tests.factories import add_managers, api_token, inbound, phone
-from webhooks.delivery import PostResult, WebhookPoster
+from webhooks.delivery import PostResult, PublicOnlyResolver, WebhookPoster
 from webhooks.signatures import new_secret
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
@@ -89,7 +89,7 @@ async def test_a_receiver_that_fails_twice_gets_the_event_three_times_with_one_i
     sub_id = await db.write(subscribe)
     ingest = IngestService(db, clock, IngestPolicy())
     result = await ingest.ingest(inbound(phone("+79161234567"), account="site"))
-    poster = WebhookPoster()
+    poster = WebhookPoster(allow_private=True)  # the receiver listens on 127.0.0.1
     relay = OutboxRelay(
         db,
         clock,
@@ -191,6 +191,27 @@ async def test_fan_out_twice_writes_one_delivery_per_subscription(
     assert len(seen) == 4
 
 
+async def test_deliveries_go_only_to_public_addresses_by_default(
+    receiver: tuple[Receiver, str],
+) -> None:
+    target, url = receiver  # on 127.0.0.1
+    poster = WebhookPoster()
+    try:
+        result = await poster.deliver(url, SECRET, "msg_1", 1, b"{}")
+        assert result.status is None
+        assert (result.error or "").startswith("refused: 127.0.0.1 is not a public address")
+        assert target.requests == []
+    finally:
+        await poster.close()
+    # A name is checked on the addresses it resolves to when the hook is sent.
+    resolver = PublicOnlyResolver()
+    try:
+        with pytest.raises(OSError, match="resolves only to private addresses"):
+            await resolver.resolve("localhost", 80)
+    finally:
+        await resolver.close()
+
+
 class _Failing:
     async def deliver(
         self, url: str, secret: str, webhook_id: str, timestamp: int, body: bytes
@@ -247,6 +268,10 @@ async def test_admin_api_validates_and_hides_the_secret(
     assert (
         await client.post(path, json={"url": "https://e.test/h", "events": ["*"]})
     ).status == 401
+    for private in ("http://127.0.0.1:8080/h", "http://[::1]/h", "http://169.254.169.254/x"):
+        refused = await client.post(path, json={"url": private, "events": ["*"]}, headers=auth)
+        assert refused.status == 400
+        assert "is not a public address" in (await refused.json())["message"]
     made = await client.post(
         path, json={"url": "https://example.test/h", "events": ["deal.*"]}, headers=auth
     )
