@@ -5,8 +5,10 @@ Passwords never appear in ``repr`` (and so in logs) or in anything the API shows
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 Security = Literal["tls", "starttls", "none"]
@@ -24,10 +26,24 @@ class ServerConfig:
     security: Security
     user: str
     password: str = field(repr=False)
+    # PEM certificates to trust besides the system's (a company's own CA).
+    ca_file: str | None = None
 
-    def public(self) -> dict[str, str | int]:
+    def public(self) -> dict[str, str | int | None]:
         """What may be shown: everything but the password."""
-        return {"host": self.host, "port": self.port, "security": self.security, "user": self.user}
+        return {
+            "host": self.host,
+            "port": self.port,
+            "security": self.security,
+            "user": self.user,
+            "ca_file": self.ca_file,
+        }
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The verifying TLS context of ``tls`` and ``starttls``; None for ``none``."""
+        if self.security == "none":
+            return None
+        return ssl.create_default_context(cafile=self.ca_file)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,12 +128,16 @@ def _server(raw: object, where: str, default_port: Mapping[str, int], plain: int
     password = raw.get("password", "")
     if not isinstance(password, str):
         raise MailboxConfigError(f"{where}.password: expected a string")
+    ca_file = _optional_str(raw, "ca_file", where)
+    if ca_file is not None and not Path(ca_file).is_file():
+        raise MailboxConfigError(f"{where}.ca_file: no such file: {ca_file!r}")
     return ServerConfig(
         host=_str(raw, "host", where),
         port=port,
         security=security,
         user=_str(raw, "user", where),
         password=password,
+        ca_file=ca_file,
     )
 
 

@@ -38,7 +38,7 @@ def check(response: Any, what: str) -> Any:
 @asynccontextmanager
 async def session(server: ServerConfig, wait: float = 30.0) -> AsyncIterator[Any]:
     """A logged-in ``aioimaplib.IMAP4``; logs out (or drops the line) on the way out."""
-    context = ssl.create_default_context() if server.security != "none" else None
+    context = server.tls_context()
     client: Any
     if server.security == "tls":
         client = aioimaplib.IMAP4_SSL(server.host, server.port, timeout=wait, ssl_context=context)
@@ -47,7 +47,7 @@ async def session(server: ServerConfig, wait: float = 30.0) -> AsyncIterator[Any
     try:
         try:
             await asyncio.wait_for(client.wait_hello_from_server(), wait)
-        except (OSError, TimeoutError) as exc:
+        except (OSError, TimeoutError) as exc:  # ssl.SSLError is an OSError
             raise ImapError(f"cannot reach {server.host}:{server.port}: {exc}") from exc
         if server.security == "starttls":
             assert context is not None
@@ -60,10 +60,16 @@ async def session(server: ServerConfig, wait: float = 30.0) -> AsyncIterator[Any
 
 
 async def _starttls(client: Any, host: str, context: ssl.SSLContext) -> None:
+    """aioimaplib has no STARTTLS: ask for it, then upgrade the protocol's transport."""
     check(await client.protocol.execute(_command(client, "STARTTLS")), "STARTTLS")
     loop = asyncio.get_running_loop()
     protocol = client.protocol
-    transport = await loop.start_tls(protocol.transport, protocol, context, server_hostname=host)
+    try:
+        transport = await loop.start_tls(
+            protocol.transport, protocol, context, server_hostname=host
+        )
+    except (ssl.SSLError, OSError) as exc:
+        raise ImapError(f"STARTTLS with {host}: {exc}") from exc
     protocol.transport = transport
     await client.protocol.capability()
 

@@ -119,6 +119,7 @@ class EmailSender:
                 password=smtp.password or None,
                 use_tls=smtp.security == "tls",
                 start_tls=smtp.security == "starttls",
+                tls_context=smtp.tls_context(),
                 timeout=self.timeout,
             )
         except aiosmtplib.SMTPRecipientsRefused as exc:

@@ -220,6 +220,7 @@ def test_config_reads_mailboxes_and_hides_passwords() -> None:
         ({"smtp": {**MAILBOX["smtp"], "port": "25"}}, "mailboxes[0].smtp.port"),  # type: ignore[dict-item]
         ({"imap": None}, "mailboxes[0].imap"),
         ({"key": ""}, "mailboxes[0].key"),
+        ({"smtp": {**MAILBOX["smtp"], "ca_file": "/no/such/ca.pem"}}, "mailboxes[0].smtp.ca_file"),  # type: ignore[dict-item]
     ],
 )
 def test_config_errors_name_the_key(change: dict[str, object], named: str) -> None:

@@ -8,12 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from connectors.email.config import MailboxConfig, ServerConfig
 from tests.integration.email.peers import (
     IN_CI,
     SMTP_PASSWORD,
     USERS,
+    Certificate,
     Dovecot,
     SmtpCapture,
     dovecot_available,
@@ -34,19 +36,43 @@ def _dovecots_wound_down() -> Iterator[None]:
         shutil.rmtree(server.root, ignore_errors=True)
 
 
-@pytest.fixture
-def dovecot() -> Iterator[Dovecot]:
+def _dovecot(tls: Certificate | None = None) -> Iterator[Dovecot]:
     if not dovecot_available():
         if IN_CI:
             pytest.fail("Dovecot is needed in CI: ./dev test installs dovecot-imapd")
         pytest.skip("Dovecot is not installed: apt-get install dovecot-imapd (or ./dev test)")
     # Not under pytest's tmp folders: those are 0700 and Dovecot's users must enter.
     root = Path(tempfile.mkdtemp(prefix="omnihub-dovecot-"))
-    server = Dovecot(root)
+    server = Dovecot(root, tls=tls)
     _STOPPING.append(server)
     server.start()
     yield server
     server.stop(wait=False)
+
+
+@pytest.fixture
+def dovecot() -> Iterator[Dovecot]:
+    yield from _dovecot()
+
+
+@pytest.fixture(scope="session")
+def certificate() -> Iterator[Certificate]:
+    """A test CA and a certificate it issued for 127.0.0.1 and localhost."""
+    ca = trustme.CA()
+    issued = ca.issue_cert("127.0.0.1", "localhost")
+    folder = Path(tempfile.mkdtemp(prefix="omnihub-tls-"))
+    made = Certificate(folder / "server.pem", folder / "server.key", folder / "ca.pem")
+    made.cert.write_bytes(b"".join(blob.bytes() for blob in issued.cert_chain_pems))
+    issued.private_key_pem.write_to_path(str(made.key))
+    ca.cert_pem.write_to_path(str(made.ca))
+    yield made
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def tls_dovecot(certificate: Certificate) -> Iterator[Dovecot]:
+    """Dovecot offering STARTTLS on ``port`` and TLS from the first byte on ``tls_port``."""
+    yield from _dovecot(certificate)
 
 
 @pytest.fixture

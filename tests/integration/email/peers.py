@@ -11,6 +11,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ listen = 127.0.0.1
 base_dir = {d}/run
 state_dir = {d}/state
 log_path = {d}/dovecot.log
-ssl = no
+{ssl}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 passdb {{
@@ -70,6 +71,10 @@ service imap-login {{
   inet_listener imap {{
     port = {port}
   }}
+  inet_listener imaps {{
+    port = {tls_port}
+    ssl = yes
+  }}
 }}
 first_valid_uid = 100
 default_internal_user = dovenull
@@ -77,10 +82,23 @@ default_login_user = dovenull
 """
 
 
+@dataclass(frozen=True)
+class Certificate:
+    """A server certificate and key (PEM files) and the CA file that vouches for them."""
+
+    cert: Path
+    key: Path
+    ca: Path
+
+
 @dataclass
 class Dovecot:
+    """With ``tls``, STARTTLS on ``port`` and implicit TLS on ``tls_port``."""
+
     root: Path
     port: int = field(default_factory=free_port)
+    tls: Certificate | None = None
+    tls_port: int = field(default_factory=free_port)
 
     def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -89,7 +107,13 @@ class Dovecot:
             (self.root / sub).mkdir(exist_ok=True)
         users = "".join(f"{u}:{{PLAIN}}{p}\n" for u, p in USERS.items())
         (self.root / "users").write_text(users)
-        (self.root / "dovecot.conf").write_text(_CONFIG.format(d=self.root, port=self.port))
+        ssl = (
+            f"ssl = yes\nssl_cert = <{self.tls.cert}\nssl_key = <{self.tls.key}"
+            if self.tls
+            else "ssl = no"
+        )
+        config = _CONFIG.format(d=self.root, port=self.port, tls_port=self.tls_port, ssl=ssl)
+        (self.root / "dovecot.conf").write_text(config)
         subprocess.run(["chown", "-R", "dovecot:dovecot", str(self.root / "mail")], check=True)
         subprocess.run([DOVECOT, "-c", str(self.root / "dovecot.conf")], check=True, timeout=30)
         deadline = time.monotonic() + 15
@@ -166,7 +190,8 @@ class _Capture:
 class SmtpCapture:
     """aiosmtpd on a free loopback port, keeping every mail it accepts."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, *, implicit: bool = False) -> None:
+        """With ``tls``: STARTTLS, or TLS from the first byte when ``implicit``."""
         self.handler = _Capture()
         self.port = free_port()
         self.logins: list[str] = []
@@ -174,8 +199,11 @@ class SmtpCapture:
             self.handler,
             hostname="127.0.0.1",
             port=self.port,
-            auth_require_tls=False,
+            auth_require_tls=tls is not None and not implicit,
             authenticator=self._authenticate,
+            tls_context=None if implicit else tls,
+            require_starttls=tls is not None and not implicit,
+            ssl_context=tls if implicit else None,
         )
 
     def _authenticate(
