@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import Connection, DateTime, Table, bindparam, insert
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError, StatementError
+from sqlalchemy.orm import Session
 from sqlalchemy.sql import Executable
 from sqlalchemy.types import TypeEngine
 
@@ -69,11 +70,12 @@ class _Compiled:
 
 
 _UNSET = object()
+_RAW_KEY = "omnihub.fastsql.raw"
 
 
 def _processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor:
     if isinstance(type_, UTCDateTime) and dialect.name == "sqlite":
-        return _memo_last(_sqlite_utc)
+        return _memo_instants(_sqlite_utc)
     process = type_.dialect_impl(dialect).bind_processor(dialect)
     if process is not None and isinstance(type_, DateTime | UTCDateTime):
         return _memo_last(process)
@@ -166,6 +168,16 @@ class Prepared:
 class Raw:
     """The DB-API side of a transaction's connection, with one cursor for its statements."""
 
+    @classmethod
+    def of(cls, session: Session) -> Raw:
+        """The session's ``Raw``, made once for its connection (a group commit runs
+        many pieces of work in one session)."""
+        connection = session.connection()
+        raw = session.info.get(_RAW_KEY)
+        if not isinstance(raw, Raw) or raw.connection is not connection:
+            raw = session.info[_RAW_KEY] = cls(connection)
+        return raw
+
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self.dialect = connection.dialect
@@ -188,5 +200,22 @@ def _memo_last(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
         result = process(value)
         cell[0] = (value, result)
         return result
+
+    return convert
+
+
+def _memo_instants(process: Callable[[datetime], str], size: int = 64) -> Callable[[Any], Any]:
+    """Remember recent conversions by instant: a transaction binds its ``now``, the
+    message's time and a due time again and again, in turns (the UTC text depends
+    only on the instant, so equal datetimes share it)."""
+    recent: dict[datetime, str] = {}
+
+    def convert(value: datetime) -> str:
+        found = recent.get(value)
+        if found is None:
+            if len(recent) >= size:
+                recent.clear()
+            found = recent[value] = process(value)
+        return found
 
     return convert

@@ -71,7 +71,7 @@ class Ingestion:
     ) -> None:
         self.session = session
         self.db = session.connection()
-        self.raw = Raw(self.db)
+        self.raw = Raw.of(session)
         self.message = message
         self.identities = identities
         self.service = service

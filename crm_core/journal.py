@@ -118,7 +118,7 @@ class Journal:
         if self.events:
             self.enqueue(EVENTS_TOPIC, f"events:{self.events[0]['key']}", {"events": self.events})
             self.events = []
-        raw = raw or Raw(session.connection())
+        raw = raw or Raw.of(session)
         _AUDIT.executemany(raw, self.audit)
         _OUTBOX.executemany(raw, self.outbox)
         self.outbox_rows += len(self.outbox)

@@ -163,7 +163,7 @@ class TimerRunner:
         team = self._routing().teams.get(timer.team or "")
         if team is None:
             return f"team {timer.team!r} is no longer configured"
-        raw = Raw(session.connection())
+        raw = Raw.of(session)
         following = redirect(team, conversation.assignee_id, q.candidates(raw))
         # Try again after the same timeout, whoever has it then.
         schedule(
@@ -198,7 +198,7 @@ class TimerRunner:
         team = self._routing().teams.get(timer.team or "")
         if team is None:
             return f"team {timer.team!r} is no longer configured"
-        raw = Raw(session.connection())
+        raw = Raw.of(session)
         if not team.hours.is_open(journal.now):
             opening = team.hours.next_opening(journal.now)
             schedule(raw, QUEUE, conversation.id, None, team.name, 0, journal.now, due_at=opening)
