@@ -222,10 +222,11 @@ class Server:
     token: str
     load: Workload
     rounds: list[Stats] = field(default_factory=list)
+    measured_from: int = 0  # outcomes before this index were the warm-up
 
     def total(self) -> Stats:
         elapsed = sum(r.requests / r.rps for r in self.rounds if r.rps)
-        return stats_of(self.load.outcomes, elapsed)
+        return stats_of(self.load.outcomes[self.measured_from :], elapsed)
 
 
 def start_baseline(stack: contextlib.ExitStack) -> Server:
@@ -263,10 +264,15 @@ def start_hub(stack: contextlib.ExitStack, tmp: Path, log: TextIO) -> Server:
 
 
 def run_rounds(
-    baseline: Server, hub: Server, rounds: int, seconds: float, concurrency: int
+    baseline: Server, hub: Server, rounds: int, seconds: float, concurrency: int, warmup: float
 ) -> None:
     """Alternate the two servers round by round (ABBA order), so that the machine's
-    slow and fast moments fall on both alike."""
+    slow and fast moments fall on both alike, after a warm-up of each that is checked
+    like the rest but not timed (first-use costs: imports, caches, metadata)."""
+    for server in (baseline, hub):
+        if warmup > 0:
+            asyncio.run(drive(server.base, server.token, warmup, concurrency, server.load))
+        server.measured_from = len(server.load.outcomes)
     for n in range(rounds):
         order = (baseline, hub) if n % 2 == 0 else (hub, baseline)
         for server in order:
@@ -376,9 +382,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=4, help="rounds per server, alternated")
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per round")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--warmup", type=float, default=2.0, help="untimed seconds per server")
     args = parser.parse_args()
     print(
-        f"cpu_count: {os.cpu_count()}   rounds: {args.rounds} x {args.seconds} s per server   "
+        f"cpu_count: {os.cpu_count()}   rounds: {args.rounds} x {args.seconds} s per server "
+        f"after {args.warmup} s of warm-up   "
         f"concurrency: {args.concurrency}   python: {sys.version.split()[0]}"
     )
     with tempfile.TemporaryDirectory(prefix="omnihub-bench-") as tmp:
@@ -387,7 +395,7 @@ def main() -> int:
             with log_path.open("w") as log, contextlib.ExitStack() as stack:
                 baseline = start_baseline(stack)
                 hub = start_hub(stack, Path(tmp), log)
-                run_rounds(baseline, hub, args.rounds, args.seconds, args.concurrency)
+                run_rounds(baseline, hub, args.rounds, args.seconds, args.concurrency, args.warmup)
         except RuntimeError as exc:
             print(f"hub run failed: {exc}\n{tail(log_path)}", file=sys.stderr)
             return 2
@@ -412,10 +420,11 @@ def main() -> int:
         f"p50 x{hub_total.p50_ms / base_total.p50_ms:.1f}, "
         f"p99 x{hub_total.p99_ms / base_total.p99_ms:.1f}"
     )
+    statuses = Counter(o.status for o in load.outcomes)
     print(
-        f"hub requests: {hub_total.requests} sent ({kinds['new']} new, {kinds['reuse']} phone "
-        f"reuses, {kinds['retry']} retries); 201: {hub_total.statuses[201]}, "
-        f"200: {hub_total.statuses[200]}, errors: {len(failures)}"
+        f"hub requests, warm-up included: {len(load.outcomes)} sent ({kinds['new']} new, "
+        f"{kinds['reuse']} phone reuses, {kinds['retry']} retries); 201: {statuses[201]}, "
+        f"200: {statuses[200]}, errors: {len(failures)}"
     )
     for name, ok, detail in checks:
         print(f"{'PASS' if ok else 'FAIL'}  {name} - {detail}")
