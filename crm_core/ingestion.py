@@ -132,10 +132,15 @@ class Ingestion:
         )
 
     def _call_with_number(self, call: CallRecord) -> CallRecord:
-        """The call with the caller's number in E.164, as the contact's identity has it
-        (a PBX or a SIP trunk sends ``79161234567``, ``8916...`` or ``+7 916 ...``)."""
+        """The call with the client's number in E.164, as the contact's identity has it
+        (a PBX or a SIP trunk sends ``79161234567``, ``8916...`` or ``+7 916 ...``): the
+        caller of an incoming call, the callee of an outgoing one."""
         phone = next((i.value for i in self.identities if i.kind is IdentityKind.PHONE), None)
-        return call if phone is None else replace(call, caller=phone)
+        if phone is None:
+            return call
+        if call.direction is Direction.INBOUND:
+            return replace(call, caller=phone)
+        return replace(call, callee=phone)
 
     def _channel_account(self) -> int:
         channel, key = self.message.channel.value, self.message.channel_account

@@ -313,6 +313,7 @@ async def test_click_to_call_rings_the_manager_then_the_client(hub_factory: Fact
     await _ok(anna)
     assert (call.call_key, call.direction, call.disposition) == (key, "out", "answered")
     assert call.callee == "+79161234567"
+    assert call.caller != "+79161234567"  # our side of the call, not the client's number
     assert call.contact_id == lead.contact_id
     listed = await api.get(f"/api/v1/calls?contact_id={lead.contact_id}", headers=headers)
     assert listed.status == 200
