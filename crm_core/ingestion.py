@@ -116,7 +116,7 @@ class Ingestion:
                 "channel": self.message.channel.value,
             },
         )
-        self.journal.flush(self.session, self.raw)
+        self.journal.flush(self.session)
         return IngestResult(
             duplicate=False,
             contact_id=contact.id,

@@ -114,11 +114,11 @@ class Journal:
         self.record(action, entity_type, entity_id, payload)
         self.emit(action, entity_id if event_key is None else event_key, payload)
 
-    def flush(self, session: Session, raw: Raw | None = None) -> None:
+    def flush(self, session: Session) -> None:
         if self.events:
             self.enqueue(EVENTS_TOPIC, f"events:{self.events[0]['key']}", {"events": self.events})
             self.events = []
-        raw = raw or Raw.of(session)
+        raw = Raw.of(session)
         _AUDIT.executemany(raw, self.audit)
         _OUTBOX.executemany(raw, self.outbox)
         self.outbox_rows += len(self.outbox)

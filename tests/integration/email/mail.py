@@ -8,9 +8,12 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from typing import Any
 
 from connectors.email import imap
 from connectors.email.config import ServerConfig
+from crm_core.contracts import IdentityRef, OutboundMessage
+from crm_core.enums import Channel, IdentityKind
 from tests.integration.email.peers import USERS, Dovecot
 
 SALES = "sales@example.test"
@@ -36,6 +39,19 @@ def letter(
         mail[key] = value
     mail.set_content(text if text is not None else f"Сколько стоит тариф {n}?")
     return mail.as_bytes()
+
+
+def manager_reply(**extra: Any) -> OutboundMessage:
+    """A manager's reply to client@example.org from the sales mailbox."""
+    return OutboundMessage(
+        message_id=7,
+        conversation_id=3,
+        channel=Channel.EMAIL,
+        channel_account="sales",
+        recipients=(IdentityRef(IdentityKind.EMAIL, "client@example.org"),),
+        text="Здравствуйте!",
+        **extra,
+    )
 
 
 def server(dovecot: Dovecot, user: str = SALES) -> ServerConfig:

@@ -23,19 +23,23 @@ from connectors.email.sender import EmailSender
 from connectors.store import FileStore
 from crm_core.clock import ManualClock
 from crm_core.contracts import (
-    IdentityRef,
-    OutboundMessage,
     PermanentSendError,
     SendError,
 )
 from crm_core.db import Database
-from crm_core.enums import Channel, IdentityKind
 from crm_core.models import Contact, Deal, Message
 from hub.app import create_app
 from hub.settings import Settings
 from tests.factories import add_managers, api_token, count_rows
 from tests.integration.email.conftest import mailbox_for
-from tests.integration.email.mail import SALES, deliver, folder_mail, letter, wait_until
+from tests.integration.email.mail import (
+    SALES,
+    deliver,
+    folder_mail,
+    letter,
+    manager_reply,
+    wait_until,
+)
 from tests.integration.email.peers import SMTP_PASSWORD, USERS, Dovecot, SmtpCapture
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
@@ -163,18 +167,6 @@ async def test_client_hub_manager_reply_client_threaded(
     assert (await db.read(texts))[2] == "Re: Курс по PostgreSQL\n\nСпасибо, беру!"
 
 
-def _outbound(**extra: Any) -> OutboundMessage:
-    return OutboundMessage(
-        message_id=7,
-        conversation_id=3,
-        channel=Channel.EMAIL,
-        channel_account="sales",
-        recipients=(IdentityRef(IdentityKind.EMAIL, "client@example.org"),),
-        text="Здравствуйте!",
-        **extra,
-    )
-
-
 @pytest.mark.parametrize(
     ("reply", "error"),
     [
@@ -189,10 +181,10 @@ async def test_smtp_temporary_and_permanent_errors(
     sender = EmailSender({"sales": mailbox}, FileStore(tmp_path))
     smtp.fail_next(reply)
     with pytest.raises(error) as raised:
-        await sender.send(_outbound())
+        await sender.send(manager_reply())
     assert isinstance(raised.value, PermanentSendError) == (error is PermanentSendError)
     # The retry goes through, with the same Message-ID: one mail to the client's program.
-    receipt = await sender.send(_outbound())
+    receipt = await sender.send(manager_reply())
     assert receipt.external_id == "omnihub.3.7@example.test"
     assert len(smtp.messages) == 1
 
@@ -202,7 +194,7 @@ async def test_unreachable_smtp_server_is_temporary(dovecot: Dovecot, tmp_path: 
 
     sender = EmailSender({"sales": mailbox_for(dovecot, free_port())}, FileStore(tmp_path))
     with pytest.raises(SendError) as raised:
-        await sender.send(_outbound())
+        await sender.send(manager_reply())
     assert not isinstance(raised.value, PermanentSendError)
 
 
@@ -221,7 +213,7 @@ async def test_attachments_go_out_and_secrets_stay_out_of_logs(
     mailbox = replace(mailbox_for(dovecot, smtp.port), sent_folder="Outbox")
     sender = EmailSender({"sales": mailbox}, store)
     await sender.send(
-        _outbound(attachments=(Attachment("счёт.pdf", "application/pdf", 16, storage_key=key),))
+        manager_reply(attachments=(Attachment("счёт.pdf", "application/pdf", 16, storage_key=key),))
     )
     ((_, mail),) = smtp.messages
     (part,) = list(mail.iter_attachments())

@@ -14,10 +14,9 @@ from connectors.email import imap
 from connectors.email.config import MailboxConfig, Security, ServerConfig
 from connectors.email.sender import EmailSender
 from connectors.store import FileStore
-from crm_core.contracts import IdentityRef, OutboundMessage, SendError
-from crm_core.enums import Channel, IdentityKind
+from crm_core.contracts import SendError
 from tests.integration.email.conftest import SALES, mailbox_for
-from tests.integration.email.mail import deliver, letter
+from tests.integration.email.mail import deliver, letter, manager_reply
 from tests.integration.email.peers import (
     SMTP_PASSWORD,
     USERS,
@@ -50,17 +49,6 @@ async def test_imap_reads_over_tls_and_verifies_the_server(
             pass
 
 
-def _outbound() -> OutboundMessage:
-    return OutboundMessage(
-        message_id=7,
-        conversation_id=3,
-        channel=Channel.EMAIL,
-        channel_account="sales",
-        recipients=(IdentityRef(IdentityKind.EMAIL, "client@example.org"),),
-        text="Здравствуйте!",
-    )
-
-
 def _server_context(certificate: Certificate) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(certificate.cert, certificate.key)
@@ -79,13 +67,13 @@ async def test_smtp_sends_over_tls_and_verifies_the_server(
             "127.0.0.1", smtp.port, security, SALES, SMTP_PASSWORD, ca_file=str(certificate.ca)
         )
         mailbox: MailboxConfig = replace(plain, smtp=outgoing, sent_folder=None)
-        await EmailSender({"sales": mailbox}, FileStore(tmp_path)).send(_outbound())
+        await EmailSender({"sales": mailbox}, FileStore(tmp_path)).send(manager_reply())
         ((envelope, _mail),) = smtp.messages
         assert envelope.rcpt_tos == ["client@example.org"]
         assert smtp.logins == [SALES]  # the password went over the encrypted line
         untrusting = replace(mailbox, smtp=replace(outgoing, ca_file=None))
         with pytest.raises(SendError):
-            await EmailSender({"sales": untrusting}, FileStore(tmp_path)).send(_outbound())
+            await EmailSender({"sales": untrusting}, FileStore(tmp_path)).send(manager_reply())
         assert len(smtp.messages) == 1
     finally:
         smtp.stop()
