@@ -87,7 +87,7 @@ def apply_edit(session: Session, edit: Edit, journal: Journal) -> bool:
         "message",
         message.id,
         {"message_id": message.id, "conversation_id": message.conversation_id},
-        event_key=int(edit.edited_at.timestamp() * 1_000_000),
+        event_key=f"{message.id}:{int(edit.edited_at.timestamp() * 1_000_000)}",
     )
     return True
 

@@ -1,11 +1,13 @@
 """The value objects that cross the house's walls.
 
 Connectors and webhooks build :class:`InboundMessage` and read
-:class:`IngestResult`; they never see the ORM or a session.
+:class:`IngestResult`; they never see the ORM or a session. :func:`same_secret` is how
+every channel compares a secret a peer presents.
 """
 
 from __future__ import annotations
 
+import hmac
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -247,3 +249,28 @@ class ChannelSender(Protocol):
     """Implemented by each connector for its channel."""
 
     async def send(self, message: OutboundMessage) -> DeliveryReceipt: ...
+
+
+def wire_bytes(text: str) -> bytes:
+    """The bytes a peer sent for ``text``; never raises.
+
+    aiohttp reads header bytes that are not UTF-8 as surrogate escapes, so a plain
+    ``encode()`` of a header value raises; this gives the original bytes back. A lone
+    surrogate from elsewhere (a JSON ``"\\ud800"``) is kept as its surrogate code units.
+    """
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "surrogatepass")
+
+
+def same_secret(given: str | bytes | None, expected: str | bytes) -> bool:
+    """Constant-time equality of a presented secret and the configured one, as bytes.
+
+    Whatever a peer sent (no value, bytes that are not UTF-8) is compared, never raises.
+    """
+    if given is None:
+        return False
+    a = wire_bytes(given) if isinstance(given, str) else given
+    b = wire_bytes(expected) if isinstance(expected, str) else expected
+    return hmac.compare_digest(a, b)

@@ -211,24 +211,32 @@ def conversation_on(
     session: Session, journal: Journal, viewer: Viewer, conversation_id: int, account_key: str
 ) -> int:
     """The contact's conversation on another of our channel accounts (the one the manager
-    picked to answer by), opened now if the client never wrote there."""
+    picked to answer by), opened now if the client never wrote there.
+
+    The latest conversation on that account must be one the viewer may see: a manager
+    cannot write into a colleague's conversation by choosing its channel (LookupError,
+    which the API answers with 404 and nothing written)."""
     source = visible_conversation(session, viewer, conversation_id)
     account = session.scalar(select(ChannelAccount).where(ChannelAccount.key == account_key))
     if account is None:
         raise ConversationActionError(f"no channel account {account_key!r}")
     if account.id == source.channel_account_id:
         return source.id
-    existing = session.scalar(
-        select(Conversation.id)
+    existing = session.execute(
+        select(Conversation.id, conversation_scope(viewer).label("visible"))
         .where(
             Conversation.contact_id == source.contact_id,
             Conversation.channel_account_id == account.id,
         )
         .order_by(Conversation.id.desc())
         .limit(1)
-    )
+    ).first()
     if existing is not None:
-        return existing
+        # Answering there is writing into that conversation: the same scope as any
+        # other action on it (a colleague's conversation is not found).
+        if not existing.visible:
+            raise LookupError(f"conversation {existing.id} not found")
+        return int(existing.id)
     reason = f"opened by {viewer.name or viewer.actor} to answer by {account.channel}"
     conversation = Conversation(
         contact_id=source.contact_id,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from functools import lru_cache
 
 import phonenumbers
@@ -13,6 +14,8 @@ from crm_core.enums import IdentityKind
 _EMAIL_LOCAL = re.compile(r"^[^\s@]{1,64}$")
 _TELEGRAM_ID = re.compile(r"^-?\d{1,20}$")
 _PLAIN_ID = re.compile(r"^[\w.:\-]{1,200}$")
+# What IDNA reads as a dot between labels (after NFKC, U+FF0E is already "." and U+FF61 is U+3002).
+_FULL_STOPS = str.maketrans(dict.fromkeys("\u3002\uff0e\uff61", "."))
 
 
 class InvalidIdentityError(ValueError):
@@ -49,8 +52,12 @@ def normalize_phone(raw: str, default_region: str) -> str:
 
 
 def normalize_email(raw: str) -> str:
-    """Lower-cased, the domain in IDNA: ``Ivan@Пример.РФ`` -> ``ivan@xn--e1afmkfd.xn--p1ai``."""
-    text = raw.strip()
+    """Lower-cased, the domain in IDNA: ``Ivan@Пример.РФ`` -> ``ivan@xn--e1afmkfd.xn--p1ai``.
+
+    One address, however it is typed: full-width forms fold (NFKC: ``ｂoris`` is
+    ``boris``), ideographic full stops are dots, and the domain's trailing dot goes.
+    """
+    text = unicodedata.normalize("NFKC", raw).translate(_FULL_STOPS).strip()
     local, at, domain = text.rpartition("@")
     if not at or not local or not domain or not _EMAIL_LOCAL.match(local):
         raise InvalidIdentityError(IdentityKind.EMAIL, raw, "not an email address")

@@ -30,6 +30,7 @@ from crm_core.inbound import ACTOR, IngestPolicy, InvalidInboundError, Router
 from crm_core.ingest_sql import FIRST_STAGE
 from crm_core.ingestion import Ingestion
 from crm_core.journal import Journal
+from crm_core.text import storable
 from routing import everyone, route
 
 __all__ = ["ACTOR", "IngestPolicy", "IngestService", "InvalidInboundError"]
@@ -66,6 +67,7 @@ class IngestService:
         A ``checkpoint`` (the reading position the message advances) is stored in the
         same transaction, a repeat included.
         """
+        message = storable(message)  # a NUL in a mail is replaced, not a refused mail
         identities = self._normalized(message)
 
         def work(session: Session) -> tuple[IngestResult, int]:
@@ -103,6 +105,8 @@ class IngestService:
         )
 
     async def edit(self, edit: Edit) -> bool:
+        edit = storable(edit)
+
         def work(session: Session) -> bool:
             journal = Journal(ACTOR, self._clock.now())
             found = channel_state.apply_edit(session, edit, journal)
@@ -115,7 +119,8 @@ class IngestService:
         return found
 
     async def mark_unreachable(self, identity: IdentityRef, reason: str) -> bool:
-        canonical = normalize(identity, self.policy.default_region)
+        canonical = normalize(storable(identity), self.policy.default_region)
+        reason = storable(reason)
 
         def work(session: Session) -> bool:
             journal = Journal(ACTOR, self._clock.now())

@@ -43,6 +43,8 @@ class Journal:
     The events a transaction emits go out together, in the order they happened, as one
     outbox row (topic :data:`EVENTS_TOPIC`, payload ``{"events": [{"key", "payload"}]}``):
     a message's five or six events cost one row and one delivery instead of one each.
+    That row's own key is new for each transaction; an event's key is what subscribers
+    deduplicate by, so a change that may happen again is keyed by :meth:`occurrence`.
     ``outbox_rows`` counts what was written, so that the caller can wake the relay.
     """
 
@@ -70,8 +72,10 @@ class Journal:
     def emit(self, event: str, key: int | str, payload: dict[str, Any]) -> None:
         """An event for subscribers (outbound webhooks, inbox push), keyed ``event:key``.
 
-        ``key`` names this occurrence: the created entity's id, or the id of the
-        row recording the change (a merge, a stage change) for events that repeat.
+        ``key`` names this occurrence: the created entity's id, the id of the row
+        recording the change (a merge, a stage change), or, for any other change that may
+        happen again (a manager changed twice), an :meth:`occurrence`. Never a key that
+        a later change could repeat: webhook deliveries are deduplicated by it.
         """
         self.events.append(
             {
@@ -116,7 +120,10 @@ class Journal:
 
     def flush(self, session: Session) -> None:
         if self.events:
-            self.enqueue(EVENTS_TOPIC, f"events:{self.events[0]['key']}", {"events": self.events})
+            # Keyed by the transaction, not by its first event: two transactions may start
+            # with events of the same key (the fan-out then delivers that event once).
+            key = self.occurrence(EVENTS_TOPIC, self.events[0]["key"])
+            self.enqueue(EVENTS_TOPIC, key, {"events": self.events})
             self.events = []
         raw = Raw.of(session)
         _AUDIT.executemany(raw, self.audit)

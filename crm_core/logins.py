@@ -8,6 +8,7 @@ CSRF token, which the inbox sends back in a header on every change it makes.
 from __future__ import annotations
 
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -20,7 +21,7 @@ from crm_core.access import Viewer, viewer_for
 from crm_core.identities import normalize_email
 from crm_core.journal import Journal
 from crm_core.models import Manager, ManagerSession
-from crm_core.people import token_digest
+from crm_core.people import set_password, token_digest
 
 _hasher = PasswordHasher()
 # Checked when the email is unknown, so that a wrong email costs as long as a wrong password.
@@ -35,13 +36,19 @@ class OpenedSession:
     expires_at: datetime
 
 
-def check_password(session: Session, email: str, password: str) -> int | None:
-    """The id of the active manager with this email and password, or None (the same
-    argon2 cost either way). Read-only: run it off the writer."""
+def login_key(email: str) -> str:
+    """The one form of a typed email that both the login brake and the lookup use: the
+    normalized address (``BORIS@sec。example.`` is ``boris@sec.example``), or, for text
+    that is no address, its NFKC form, trimmed and lower-cased."""
     try:
-        address = normalize_email(email)
+        return normalize_email(email)
     except ValueError:
-        address = ""
+        return unicodedata.normalize("NFKC", email).strip().lower()
+
+
+def check_password(session: Session, address: str, password: str) -> int | None:
+    """The id of the active manager with this address (a :func:`login_key`) and password,
+    or None (the same argon2 cost either way). Read-only: run it off the writer."""
     manager = session.scalar(select(Manager).where(Manager.email == address)) if address else None
     stored = manager.password_hash if manager is not None else None
     try:
@@ -51,6 +58,51 @@ def check_password(session: Session, email: str, password: str) -> int | None:
     if manager is None or stored is None or not manager.active:
         return None
     return manager.id
+
+
+@dataclass(frozen=True, slots=True)
+class PasswordCheck:
+    """A manager's email and, when the password given was right, the hash it matched."""
+
+    email: str
+    matched_hash: str | None
+
+
+def check_own_password(session: Session, manager_id: int, password: str) -> PasswordCheck:
+    """Whether ``password`` is the manager's (the same argon2 cost either way). Read-only."""
+    row = session.execute(
+        select(Manager.email, Manager.password_hash).where(Manager.id == manager_id)
+    ).one()
+    try:
+        _hasher.verify(row.password_hash or _DUMMY_HASH, password)
+    except (VerificationError, InvalidHashError):
+        return PasswordCheck(row.email, None)
+    return PasswordCheck(row.email, row.password_hash)
+
+
+def change_own_password(
+    session: Session,
+    journal: Journal,
+    manager_id: int,
+    password: str,
+    *,
+    checked_hash: str,
+    keep_cookie: str | None,
+) -> bool:
+    """The manager's new password, if the one they proved (``checked_hash``) is still in
+    force; their other sessions end and their API tokens are revoked. False otherwise."""
+    manager = session.get(Manager, manager_id, with_for_update=True)
+    if manager is None or manager.password_hash != checked_hash:
+        return False
+    set_password(session, journal, manager, password, keep_cookie)
+    journal.recorded_and_emitted(
+        "manager.changed",
+        "manager",
+        manager_id,
+        {"manager_id": manager_id, "password_changed": True},
+        event_key=journal.occurrence(manager_id),
+    )
+    return True
 
 
 def open_session(

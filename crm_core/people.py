@@ -7,17 +7,19 @@ import secrets
 from dataclasses import dataclass
 
 from argon2 import PasswordHasher
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from crm_core.access import Viewer, viewer_for
+from crm_core.contracts import wire_bytes
 from crm_core.enums import Role
 from crm_core.identities import normalize_email
 from crm_core.journal import Journal
-from crm_core.models import ApiToken, Manager, Team
+from crm_core.models import ApiToken, Manager, ManagerSession, Team
 
 _hasher = PasswordHasher()
 TOKEN_PREFIX = "omh_"  # noqa: S105 (a visible prefix, not a secret)
+PASSWORD_MIN_LENGTH = 10
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,7 @@ def hash_password(password: str) -> str:
 
 
 def token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    return hashlib.sha256(wire_bytes(token)).hexdigest()  # a header's bytes may be anything
 
 
 def team_named(session: Session, name: str, journal: Journal) -> Team:
@@ -168,11 +170,57 @@ def change_manager(
         manager.role = change.role.value
         changes["role"] = change.role.value
     if change.password is not None:
-        manager.password_hash = hash_password(change.password)
+        set_password(session, journal, manager, change.password)  # a reset ends every login
         changes["password_changed"] = True  # never the password, nor its hash
+    elif change.active is False:
+        end_sessions(session, journal, manager.id)
     session.flush()
-    journal.recorded_and_emitted("manager.changed", "manager", manager.id, changes)
+    journal.recorded_and_emitted(
+        "manager.changed",
+        "manager",
+        manager.id,
+        {"manager_id": manager.id, **changes},
+        event_key=journal.occurrence(manager.id),
+    )
     return manager
+
+
+def set_password(
+    session: Session,
+    journal: Journal,
+    manager: Manager,
+    password: str,
+    keep_cookie: str | None = None,
+) -> None:
+    """A new password: every session but ``keep_cookie``'s ends, and every API token that
+    speaks for the manager is revoked (whoever knew the old password may have made one)."""
+    manager.password_hash = hash_password(password)
+    end_sessions(session, journal, manager.id, keep_cookie)
+    revoked = session.scalars(
+        update(ApiToken)
+        .where(ApiToken.manager_id == manager.id, ApiToken.revoked_at.is_(None))
+        .values(revoked_at=journal.now)
+        .returning(ApiToken.id)
+    ).all()
+    for token_id in revoked:
+        journal.record("api_token.revoked", "api_token", token_id, {"manager_id": manager.id})
+
+
+def end_sessions(
+    session: Session, journal: Journal, manager_id: int, keep_cookie: str | None = None
+) -> None:
+    """End the manager's live sessions, all but ``keep_cookie``'s when it is given."""
+    live = [ManagerSession.manager_id == manager_id, ManagerSession.revoked_at.is_(None)]
+    if keep_cookie is not None:
+        live.append(ManagerSession.token_sha256 != token_digest(keep_cookie))
+    ended = session.scalars(
+        update(ManagerSession)
+        .where(*live)
+        .values(revoked_at=journal.now)
+        .returning(ManagerSession.id)
+    ).all()
+    if ended:
+        journal.record("manager.sessions_ended", "manager", manager_id, {"session_ids": ended})
 
 
 def set_team_sharing(session: Session, journal: Journal, team_id: int, shared: bool) -> Team:

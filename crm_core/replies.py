@@ -245,7 +245,8 @@ def record_delivery(
         "error": error,
     }
     journal.record("message.status_changed", "message", message.id, payload)
-    journal.emit("message.status_changed", f"{message.id}:{status.value}", payload)
+    # A status may come again (a send redelivered, a failure retried): each is its own.
+    journal.emit("message.status_changed", journal.occurrence(message.id, status.value), payload)
     journal.flush(session)
 
 
@@ -269,5 +270,7 @@ def take_conversation(
         raise ReplyError("another manager took it first")
     move_open_tasks(session, conversation_id, None, manager_id)
     session.refresh(conversation)
-    announce_reassigned(journal, conversation, None, f"{conversation_id}:taken:{manager_id}")
+    announce_reassigned(
+        journal, conversation, None, journal.occurrence(conversation_id, "taken", manager_id)
+    )
     return conversation

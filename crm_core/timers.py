@@ -276,6 +276,7 @@ class TimerRunner:
                     "deal_id": deal_id,
                     "conversation_id": conversation_id,
                 },
+                event_key=journal.occurrence(task_id),  # overdue again after a new due time
             )
         journal.flush(session)
         return len(rows)

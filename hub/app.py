@@ -37,7 +37,7 @@ from hub.api import (
 )
 from hub.api import routing as routing_api
 from hub.api.auth import auth_middleware
-from hub.api.errors import body_limit_middleware, error_middleware
+from hub.api.errors import body_limit_middleware, error_middleware, parameter_text_middleware
 from hub.background import cancel_all
 from hub.files import FILES, FileStores
 from hub.keys import (
@@ -69,7 +69,12 @@ def create_app(
     the app add theirs to ``app[SENDERS]`` (tests may pass their own)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
-        middlewares=[error_middleware, body_limit_middleware, auth_middleware],
+        middlewares=[
+            error_middleware,
+            body_limit_middleware,
+            parameter_text_middleware,
+            auth_middleware,
+        ],
     )
     app[SETTINGS] = settings
     app[CLOCK] = clock or SystemClock()

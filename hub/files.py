@@ -3,7 +3,10 @@
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from pathlib import Path
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -33,3 +36,28 @@ class FileStores:
 
 
 FILES = web.AppKey("files", FileStores)
+
+# Controls (C0, DEL, C1), format characters (bidi embeddings, overrides, isolates and marks,
+# zero-width and invisible characters), line and paragraph separators, lone surrogates.
+_HIDDEN = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+_PATH = frozenset('/\\"')
+_NOT_PLAIN_ASCII = re.compile(r"[^A-Za-z0-9._ -]")
+
+
+def download_name(name: str) -> str:
+    """A client's file name as a save dialog may show it: every control, invisible or
+    bidi character (a right-to-left override, U+202E, before ``gnp.exe.html`` shows it as
+    "lmth.exe.png") and every path separator becomes ``_``."""
+    cleaned = "".join(
+        "_" if char in _PATH or unicodedata.category(char) in _HIDDEN else char
+        for char in name[:200]
+    ).strip()
+    return cleaned or "file"
+
+
+def content_disposition(disposition: str, name: str) -> str:
+    """``attachment; filename="..."; filename*=UTF-8''...``: the safe name, in plain ASCII
+    for old clients and percent-encoded UTF-8 for the rest."""
+    safe = download_name(name)
+    plain = _NOT_PLAIN_ASCII.sub("_", safe)[:120]
+    return f"{disposition}; filename=\"{plain}\"; filename*=UTF-8''{quote(safe, safe='')}"

@@ -14,7 +14,6 @@ import contextlib
 import logging
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 from sqlalchemy.orm import Session
@@ -23,6 +22,7 @@ from crm_core.access import Viewer, sees_contact, sees_conversation, sees_deal, 
 from hub.api.auth import VIEWER
 from hub.api.errors import ApiError
 from hub.keys import DATABASE, EVENTS
+from hub.sessions import same_origin
 
 log = logging.getLogger(__name__)
 routes = web.RouteTableDef()
@@ -61,8 +61,7 @@ async def live(request: web.Request) -> web.StreamResponse:
 
 def _same_origin(request: web.Request) -> None:
     """Browsers send cookies with cross-site WebSocket handshakes: refuse other origins."""
-    origin = request.headers.get("Origin")
-    if origin is not None and urlsplit(origin).netloc != request.host:
+    if not same_origin(request):
         raise ApiError(403, "forbidden", "the WebSocket must be opened from the hub's own pages")
 
 

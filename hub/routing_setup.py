@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from crm_core.automation import Automation, AutomationError, load_automation
+from crm_core.text import first_problem
 from hub.settings import Settings, SettingsError
 from routing import Candidate, ConfigError, Decision, RoutingConfig, RoutingEvent, load_config
 from routing import route as route_by
@@ -51,6 +52,9 @@ def parse(document: Any) -> tuple[RoutingConfig, Automation]:
     """Check everything before anything is used: nothing is half-applied."""
     if not isinstance(document, dict):
         raise RoutingDocumentError("", "expected a mapping with teams and rules")
+    unstorable = first_problem(document)
+    if unstorable is not None:  # it could not be stored, nor the teams it names
+        raise RoutingDocumentError(unstorable[0], f"{unstorable[0]}: {unstorable[1]}")
     try:
         return load_config(document), load_automation(document.get("automation"))
     except ConfigError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict, deque
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -20,6 +21,36 @@ from crm_core.logins import session_viewer
 from hub.keys import CLOCK, DATABASE, SETTINGS
 
 SESSION_COOKIE = "omnihub_session"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def same_origin(request: web.Request) -> bool:
+    """Whether a browser sent the request from the hub's own pages: its ``Origin`` names
+    the host and port of the request's own ``Host``. No ``Origin`` at all is a client
+    that is not a browser (browsers send one with every POST and WebSocket handshake).
+
+    The scheme is not compared with the request's own: behind a proxy that ends TLS
+    the hub itself is reached over http. A Host without a port is taken to be on the
+    default port of the Origin's scheme.
+    """
+    origin = request.headers.get("Origin")
+    if origin is None:
+        return True
+    try:
+        sent = urlsplit(origin)
+        port = sent.port or _DEFAULT_PORTS.get(sent.scheme)
+        own = urlsplit(f"//{request.host}")
+        own_port = own.port or port
+    except ValueError:  # a port that is no number
+        return False
+    return (
+        sent.scheme in _DEFAULT_PORTS
+        and bool(sent.hostname)
+        and "@" not in sent.netloc
+        and sent.hostname == own.hostname
+        and port == own_port
+        and sent.path in ("", "/")
+    )
 
 
 async def cookie_session(request: web.Request) -> tuple[Viewer, str] | None:

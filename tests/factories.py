@@ -13,7 +13,7 @@ from crm_core.contracts import Attribution, IdentityRef, InboundMessage
 from crm_core.db import Database
 from crm_core.enums import Channel, IdentityKind, Role
 from crm_core.journal import EVENTS_TOPIC, Journal, unpacked
-from crm_core.models import OutboxMessage
+from crm_core.models import Base, OutboxMessage
 from crm_core.people import create_api_token, create_manager
 
 _ids = count(1)
@@ -114,3 +114,15 @@ async def emitted(db: Database, event: str | None = None) -> list[dict[str, Any]
 
 async def event_names(db: Database) -> list[str]:
     return [e["event"] for e in await emitted(db)]
+
+
+async def table_counts(db: Database) -> dict[str, int]:
+    """How many rows each table holds: equal before and after means nothing was written."""
+
+    def work(session: Session) -> dict[str, int]:
+        return {
+            table.name: int(session.scalar(select(func.count()).select_from(table)) or 0)
+            for table in Base.metadata.sorted_tables
+        }
+
+    return await db.read(work)

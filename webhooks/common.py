@@ -67,6 +67,11 @@ class BadSignatureError(HookError):
     error = "bad_signature"
 
 
+class UnsupportedMediaError(HookError):
+    status = 415
+    error = "unsupported_media_type"
+
+
 @dataclass(frozen=True, slots=True)
 class HookRequest:
     """The parts of an HTTP request an adapter may look at."""
@@ -128,6 +133,20 @@ def json_object(body: bytes) -> dict[str, Any]:
     return document
 
 
+def is_json(content_type: str) -> bool:
+    """``application/json`` or a ``+json`` type (aiohttp gives it lower case, no parameters)."""
+    return content_type == "application/json" or (
+        content_type.startswith("application/") and content_type.endswith("+json")
+    )
+
+
+def json_body(request: HookRequest) -> dict[str, Any]:
+    """The JSON object a JSON-only source takes; any other declared media type is a 415."""
+    if not is_json(request.content_type):
+        raise UnsupportedMediaError("send the body as application/json")
+    return json_object(request.body)
+
+
 def as_text(value: Any) -> str:
     if value is None:
         return ""
@@ -145,7 +164,7 @@ def as_text(value: Any) -> str:
 def parse_form(request: HookRequest) -> FormData:
     """JSON (a flat object), form-urlencoded or multipart into field name → text."""
     kind = request.content_type
-    if kind == "application/json":
+    if is_json(kind):
         return FormData(
             {str(k): as_text(v)[:MAX_FIELD] for k, v in json_object(request.body).items()}
         )
@@ -157,7 +176,9 @@ def parse_form(request: HookRequest) -> FormData:
         return FormData(_joined(parse_qsl(text, keep_blank_values=True)))
     if kind == "multipart/form-data":
         return _multipart(request)
-    raise MalformedBodyError("send JSON, application/x-www-form-urlencoded or multipart/form-data")
+    raise UnsupportedMediaError(
+        "send JSON, application/x-www-form-urlencoded or multipart/form-data"
+    )
 
 
 def _joined(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -340,6 +361,6 @@ def idempotency_key(request: HookRequest) -> str | None:
     if key is None:
         return None
     key = key.strip()
-    if not key or len(key) > 150:
-        raise MalformedBodyError("Idempotency-Key: 1-150 characters")
+    if not key or len(key) > 150 or not key.isprintable():  # bytes that are not UTF-8 too
+        raise MalformedBodyError("Idempotency-Key: 1-150 printable characters of UTF-8")
     return key

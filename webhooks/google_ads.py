@@ -15,7 +15,7 @@ from webhooks.common import (
     Leads,
     MalformedBodyError,
     identities,
-    json_object,
+    json_body,
 )
 from webhooks.signatures import same
 from webhooks.sources import Source
@@ -33,7 +33,7 @@ _ROLES = {
 
 
 def handle(source: Source, request: HookRequest) -> Leads:
-    doc = json_object(request.body)
+    doc = json_body(request)
     if not same(str(doc.get("google_key") or ""), source.option("google_key")):
         raise BadSignatureError("google_key does not match this source's key")
     lead_id = doc.get("lead_id")

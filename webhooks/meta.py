@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +17,7 @@ from webhooks.common import (
     HookRequest,
     MalformedBodyError,
     identities,
-    json_object,
+    json_body,
 )
 from webhooks.signatures import hmac_sha256_hex, same
 from webhooks.sources import Source
@@ -60,12 +59,12 @@ def challenge(source: Source, request: HookRequest) -> Answer:
 def verify(source: Source, request: HookRequest) -> None:
     given = request.headers.get("X-Hub-Signature-256", "")
     expected = "sha256=" + hmac_sha256_hex(source.option("app_secret").encode(), request.body)
-    if not hmac.compare_digest(given.strip().lower().encode(), expected.encode()):
+    if not same(given.strip().lower(), expected):
         raise BadSignatureError("X-Hub-Signature-256 does not match the app secret")
 
 
 def lead_refs(request: HookRequest) -> list[LeadRef]:
-    doc = json_object(request.body)
+    doc = json_body(request)
     entries = doc.get("entry")
     if not isinstance(entries, list):
         raise MalformedBodyError("entry: a list is required")

@@ -14,6 +14,8 @@ import hmac
 import secrets as _secrets
 from collections.abc import Mapping
 
+from crm_core.contracts import same_secret, wire_bytes
+
 SECRET_PREFIX = "whsec_"  # noqa: S105 (a prefix, not a secret)
 
 
@@ -22,12 +24,9 @@ class SignatureError(Exception):
 
 
 def same(given: str | bytes | None, expected: str | bytes) -> bool:
-    """Constant-time equality of a presented secret and the configured one."""
-    if given is None:
-        return False
-    a = given.encode() if isinstance(given, str) else given
-    b = expected.encode() if isinstance(expected, str) else expected
-    return hmac.compare_digest(a, b)
+    """Constant-time equality of a presented secret and the configured one, as bytes;
+    never raises (a header's bytes may be anything)."""
+    return same_secret(given, expected)
 
 
 def hmac_sha256_hex(key: bytes, data: bytes) -> str:
@@ -50,7 +49,7 @@ def new_secret() -> str:
 
 def standard_signature(secret: str, webhook_id: str, timestamp: int, body: bytes) -> str:
     """The ``webhook-signature`` header value (one ``v1`` signature)."""
-    signed = f"{webhook_id}.{timestamp}.".encode() + body
+    signed = wire_bytes(f"{webhook_id}.{timestamp}.") + body
     digest = hmac.new(secret_bytes(secret), signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
 
@@ -73,9 +72,9 @@ def verify_standard(
     if not webhook_id or not stamp or not signatures:
         raise SignatureError("webhook-id, webhook-timestamp and webhook-signature are required")
     timestamp = check_timestamp(stamp, now, tolerance)
-    expected = standard_signature(secret, webhook_id, timestamp, body).encode()
+    expected = standard_signature(secret, webhook_id, timestamp, body)
     for candidate in signatures.split():
-        if same(candidate.encode(), expected):
+        if same(candidate, expected):
             return webhook_id
     raise SignatureError("no webhook-signature matches")
 

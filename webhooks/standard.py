@@ -9,7 +9,7 @@ from webhooks.common import (
     Leads,
     as_text,
     form_lead,
-    json_object,
+    json_body,
 )
 from webhooks.signatures import SignatureError, verify_standard
 from webhooks.sources import Source
@@ -26,7 +26,7 @@ def handle(source: Source, request: HookRequest, tolerance: int) -> Leads:
         )
     except (SignatureError, ValueError) as exc:
         raise BadSignatureError(str(exc)) from None
-    doc = json_object(request.body)
+    doc = json_body(request)
     inner = doc.get("data")
     data = inner if isinstance(inner, dict) else doc
     fields = {str(k): as_text(v) for k, v in data.items()}

@@ -15,7 +15,7 @@ from webhooks.common import (
     Leads,
     MalformedBodyError,
     identities,
-    json_object,
+    json_body,
 )
 from webhooks.signatures import same
 from webhooks.sources import Source
@@ -30,7 +30,7 @@ _ROLES = {
 
 
 def handle(source: Source, request: HookRequest) -> Answer | Leads:
-    doc = json_object(request.body)
+    doc = json_body(request)
     kind = doc.get("type")
     group = source.option("group_id")
     if group and str(doc.get("group_id")) != group:

@@ -17,7 +17,7 @@ from webhooks.common import (
     body_hash,
     form_lead,
     idempotency_key,
-    json_object,
+    json_body,
     presented_token,
 )
 from webhooks.signatures import same
@@ -29,7 +29,7 @@ _ID_FIELDS = ("answer_id", "answer.id")
 def handle(source: Source, request: HookRequest) -> Leads:
     if not same(presented_token(request), source.option("secret")):
         raise BadSignatureError("send the source's token as X-Hook-Token (or ?token=)")
-    doc = json_object(request.body)
+    doc = json_body(request)
     rpc = doc.get("jsonrpc") == "2.0"
     params = doc.get("params") if rpc else doc
     if not isinstance(params, dict):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Mapping
@@ -13,6 +12,7 @@ from pydantic import ValidationError
 
 from connectors.telegram.client import redact
 from connectors.telegram.updates import ALLOWED_UPDATES, UpdateHandler
+from crm_core.contracts import same_secret
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,10 @@ class WebhookReceiver:
         if handler is None or handler.config.secret_token is None:
             return _error(404, "not_found", "no bot in webhook mode under this key")
         given = request.headers.get(SECRET_HEADER, "")
-        if not hmac.compare_digest(given.encode(), handler.config.secret_token.encode()):
+        if not same_secret(given, handler.config.secret_token):
             return _error(401, "unauthorized", f"missing or wrong {SECRET_HEADER}")
+        if request.content_type != "application/json":
+            return _error(415, "unsupported_media_type", "send the update as application/json")
         try:
             body = json.loads(await request.read())
             update = Update.model_validate(body)

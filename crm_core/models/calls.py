@@ -8,24 +8,24 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_core.models.base import Base, UTCDateTime
+from crm_core.models.base import Base, Id, UTCDateTime
 
 
 class Call(Base):
     __tablename__ = "calls"
     __table_args__ = (Index("ix_calls_contact", "contact_id", "id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     # ``sip:<Call-ID>`` or ``zadarma:<pbx_call_id>``: a repeat is stored once.
     call_key: Mapped[str] = mapped_column(String(200), unique=True)
-    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"))
-    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    channel_account_id: Mapped[int] = mapped_column(Id, ForeignKey("channel_accounts.id"))
+    contact_id: Mapped[int] = mapped_column(Id, ForeignKey("contacts.id"))
+    conversation_id: Mapped[int] = mapped_column(Id, ForeignKey("conversations.id"))
+    message_id: Mapped[int | None] = mapped_column(Id, ForeignKey("messages.id"))
     direction: Mapped[str] = mapped_column(String(4))
     caller: Mapped[str] = mapped_column(String(200))
     callee: Mapped[str] = mapped_column(String(200))
-    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
+    manager_id: Mapped[int | None] = mapped_column(Id, ForeignKey("managers.id"))
     started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_core.models.base import Base, UTCDateTime
+from crm_core.models.base import Base, Id, UTCDateTime
 
 
 class RoutingDocument(Base):
@@ -16,7 +16,7 @@ class RoutingDocument(Base):
 
     __tablename__ = "routing_documents"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     document: Mapped[dict[str, Any]] = mapped_column(JSON)
     actor: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -8,18 +8,18 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_core.models.base import Base, UTCDateTime
+from crm_core.models.base import Base, Id, UTCDateTime
 
 
 class Contact(Base):
     __tablename__ = "contacts"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     name: Mapped[str | None] = mapped_column(String(200))
     company: Mapped[str | None] = mapped_column(String(200))
     segment: Mapped[str | None] = mapped_column(String(8))
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"), index=True)
-    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    owner_id: Mapped[int | None] = mapped_column(Id, ForeignKey("managers.id"), index=True)
+    merged_into_id: Mapped[int | None] = mapped_column(Id, ForeignKey("contacts.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -28,8 +28,8 @@ class ContactIdentity(Base):
     __tablename__ = "contact_identities"
     __table_args__ = (UniqueConstraint("kind", "value"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(Id, ForeignKey("contacts.id"), index=True)
     kind: Mapped[str] = mapped_column(String(24))
     value: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -46,8 +46,8 @@ class Touch(Base):
     __tablename__ = "touches"
     __table_args__ = (Index("ix_touches_contact_time", "contact_id", "occurred_at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(Id, ForeignKey("contacts.id"))
     channel: Mapped[str] = mapped_column(String(24))
     channel_account: Mapped[str] = mapped_column(String(120))
     utm_source: Mapped[str | None] = mapped_column(String(200))
@@ -68,9 +68,9 @@ class ContactMerge(Base):
 
     __tablename__ = "contact_merges"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    survivor_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
-    merged_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), index=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    survivor_id: Mapped[int] = mapped_column(Id, ForeignKey("contacts.id"), index=True)
+    merged_id: Mapped[int] = mapped_column(Id, ForeignKey("contacts.id"), index=True)
     reason: Mapped[str] = mapped_column(String(500))
     moved: Mapped[dict[str, Any]] = mapped_column(JSON)
     actor: Mapped[str] = mapped_column(String(64))

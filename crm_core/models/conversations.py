@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_core.models.base import Base, UTCDateTime
+from crm_core.models.base import Base, Id, UTCDateTime
 
 
 class ChannelAccount(Base):
@@ -17,7 +17,7 @@ class ChannelAccount(Base):
     __tablename__ = "channel_accounts"
     __table_args__ = (UniqueConstraint("channel", "key"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     channel: Mapped[str] = mapped_column(String(24))
     key: Mapped[str] = mapped_column(String(120))
     title: Mapped[str] = mapped_column(String(200))
@@ -33,12 +33,12 @@ class Conversation(Base):
         Index("ix_conversations_last_message_at", "last_message_at"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
-    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(Id, ForeignKey("contacts.id"))
+    channel_account_id: Mapped[int] = mapped_column(Id, ForeignKey("channel_accounts.id"))
     status: Mapped[str] = mapped_column(String(16))
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
-    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"))
+    assignee_id: Mapped[int | None] = mapped_column(Id, ForeignKey("managers.id"))
+    team_id: Mapped[int | None] = mapped_column(Id, ForeignKey("teams.id"))
     routing_reason: Mapped[str | None] = mapped_column(String(500))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
     opened_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -55,12 +55,12 @@ class Message(Base):
         UniqueConstraint("channel_account_id", "direction", "external_id"),
     )
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
-    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(Id, ForeignKey("conversations.id"), index=True)
+    channel_account_id: Mapped[int] = mapped_column(Id, ForeignKey("channel_accounts.id"))
     direction: Mapped[str] = mapped_column(String(4))
     author_kind: Mapped[str] = mapped_column(String(16))
-    author_manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
+    author_manager_id: Mapped[int | None] = mapped_column(Id, ForeignKey("managers.id"))
     text: Mapped[str] = mapped_column(Text)
     attachments: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     external_id: Mapped[str | None] = mapped_column(String(200))
@@ -76,8 +76,8 @@ class MessageRevision(Base):
 
     __tablename__ = "message_revisions"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"), index=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    message_id: Mapped[int] = mapped_column(Id, ForeignKey("messages.id"), index=True)
     text: Mapped[str] = mapped_column(Text)
     replaced_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -88,8 +88,8 @@ class ChannelCheckpoint(Base):
     __tablename__ = "channel_checkpoints"
     __table_args__ = (UniqueConstraint("channel_account_id", "key"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    channel_account_id: Mapped[int] = mapped_column(ForeignKey("channel_accounts.id"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    channel_account_id: Mapped[int] = mapped_column(Id, ForeignKey("channel_accounts.id"))
     key: Mapped[str] = mapped_column(String(120))
     value: Mapped[str] = mapped_column(String(500))
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -8,13 +8,13 @@ from decimal import Decimal
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, Numeric, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_core.models.base import Base, UTCDateTime
+from crm_core.models.base import Base, Id, UTCDateTime
 
 
 class Funnel(Base):
     __tablename__ = "funnels"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name_en: Mapped[str] = mapped_column(String(200))
     name_ru: Mapped[str] = mapped_column(String(200))
@@ -26,8 +26,8 @@ class Stage(Base):
     __tablename__ = "stages"
     __table_args__ = (UniqueConstraint("funnel_id", "code"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    funnel_id: Mapped[int] = mapped_column(ForeignKey("funnels.id"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    funnel_id: Mapped[int] = mapped_column(Id, ForeignKey("funnels.id"))
     code: Mapped[str] = mapped_column(String(64))
     name_en: Mapped[str] = mapped_column(String(200))
     name_ru: Mapped[str] = mapped_column(String(200))
@@ -39,22 +39,22 @@ class Deal(Base):
     __tablename__ = "deals"
     __table_args__ = (Index("ix_deals_contact_open", "contact_id", "is_open"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
-    funnel_id: Mapped[int] = mapped_column(ForeignKey("funnels.id"))
-    stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id"), index=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(Id, ForeignKey("contacts.id"))
+    funnel_id: Mapped[int] = mapped_column(Id, ForeignKey("funnels.id"))
+    stage_id: Mapped[int] = mapped_column(Id, ForeignKey("stages.id"), index=True)
     # Mirrors the stage's kind (open vs won/lost): kept on the deal for the index that
     # finds a contact's open deal on every inbound message; move_deal keeps it in step.
     is_open: Mapped[bool] = mapped_column(Boolean)
     title: Mapped[str] = mapped_column(String(300))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     currency: Mapped[str] = mapped_column(String(3), default="RUB")
-    owner_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"), index=True)
+    owner_id: Mapped[int | None] = mapped_column(Id, ForeignKey("managers.id"), index=True)
     lost_reason: Mapped[str | None] = mapped_column(String(500))
-    source_touch_id: Mapped[int | None] = mapped_column(ForeignKey("touches.id"))
+    source_touch_id: Mapped[int | None] = mapped_column(Id, ForeignKey("touches.id"))
     routing_reason: Mapped[str | None] = mapped_column(String(500))
     tags: Mapped[list[str]] = mapped_column(JSON, default=list)
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    conversation_id: Mapped[int | None] = mapped_column(Id, ForeignKey("conversations.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -65,10 +65,10 @@ class DealStageChange(Base):
 
     __tablename__ = "deal_stage_changes"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    deal_id: Mapped[int] = mapped_column(ForeignKey("deals.id"), index=True)
-    from_stage_id: Mapped[int | None] = mapped_column(ForeignKey("stages.id"))
-    to_stage_id: Mapped[int] = mapped_column(ForeignKey("stages.id"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    deal_id: Mapped[int] = mapped_column(Id, ForeignKey("deals.id"), index=True)
+    from_stage_id: Mapped[int | None] = mapped_column(Id, ForeignKey("stages.id"))
+    to_stage_id: Mapped[int] = mapped_column(Id, ForeignKey("stages.id"))
     actor: Mapped[str] = mapped_column(String(64))
     changed_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -76,16 +76,16 @@ class DealStageChange(Base):
 class Task(Base):
     __tablename__ = "tasks"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))
     title: Mapped[str] = mapped_column(String(300))
     status: Mapped[str] = mapped_column(String(16))
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"), index=True)
-    author_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
+    assignee_id: Mapped[int | None] = mapped_column(Id, ForeignKey("managers.id"), index=True)
+    author_id: Mapped[int | None] = mapped_column(Id, ForeignKey("managers.id"))
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
-    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
-    deal_id: Mapped[int | None] = mapped_column(ForeignKey("deals.id"), index=True)
-    conversation_id: Mapped[int | None] = mapped_column(ForeignKey("conversations.id"))
+    contact_id: Mapped[int | None] = mapped_column(Id, ForeignKey("contacts.id"), index=True)
+    deal_id: Mapped[int | None] = mapped_column(Id, ForeignKey("deals.id"), index=True)
+    conversation_id: Mapped[int | None] = mapped_column(Id, ForeignKey("conversations.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -7,13 +7,13 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_core.models.base import Base, UTCDateTime
+from crm_core.models.base import Base, Id, UTCDateTime
 
 
 class Team(Base):
     __tablename__ = "teams"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True)
     # Shared work: every manager of the team sees the team's conversations and deals.
     # Competing work (the default): a manager sees only own and unassigned ones.
@@ -24,11 +24,11 @@ class Team(Base):
 class Manager(Base):
     __tablename__ = "managers"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     role: Mapped[str] = mapped_column(String(16))
-    team_id: Mapped[int | None] = mapped_column(ForeignKey("teams.id"), index=True)
+    team_id: Mapped[int | None] = mapped_column(Id, ForeignKey("teams.id"), index=True)
     capacity: Mapped[int] = mapped_column(Integer, default=20)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     locale: Mapped[str] = mapped_column(String(8), default="ru")
@@ -42,10 +42,10 @@ class ApiToken(Base):
 
     __tablename__ = "api_tokens"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     name: Mapped[str] = mapped_column(String(120))
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
+    manager_id: Mapped[int | None] = mapped_column(Id, ForeignKey("managers.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -55,9 +55,9 @@ class ManagerSession(Base):
 
     __tablename__ = "manager_sessions"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
-    manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id"), index=True)
+    manager_id: Mapped[int] = mapped_column(Id, ForeignKey("managers.id"), index=True)
     csrf_token: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -69,7 +69,9 @@ class ConversationRead(Base):
 
     __tablename__ = "conversation_reads"
 
-    manager_id: Mapped[int] = mapped_column(ForeignKey("managers.id"), primary_key=True)
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), primary_key=True)
-    last_read_message_id: Mapped[int] = mapped_column(Integer)
+    manager_id: Mapped[int] = mapped_column(Id, ForeignKey("managers.id"), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("conversations.id"), primary_key=True
+    )
+    last_read_message_id: Mapped[int] = mapped_column(Id)
     read_at: Mapped[datetime] = mapped_column(UTCDateTime())

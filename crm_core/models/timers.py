@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_core.models.base import Base, UTCDateTime
+from crm_core.models.base import Base, Id, UTCDateTime
 
 
 class Timer(Base):
@@ -16,10 +16,10 @@ class Timer(Base):
     __tablename__ = "timers"
     __table_args__ = (Index("ix_timers_due", "fired_at", "due_at"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     kind: Mapped[str] = mapped_column(String(32))
-    conversation_id: Mapped[int] = mapped_column(ForeignKey("conversations.id"), index=True)
-    manager_id: Mapped[int | None] = mapped_column(ForeignKey("managers.id"))
+    conversation_id: Mapped[int] = mapped_column(Id, ForeignKey("conversations.id"), index=True)
+    manager_id: Mapped[int | None] = mapped_column(Id, ForeignKey("managers.id"))
     team: Mapped[str | None] = mapped_column(String(120))
     minutes: Mapped[int] = mapped_column(Integer)
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())

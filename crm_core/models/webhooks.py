@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from crm_core.models.base import Base, UTCDateTime
+from crm_core.models.base import Base, Id, UTCDateTime
 
 
 class WebhookSubscription(Base):
@@ -15,7 +15,7 @@ class WebhookSubscription(Base):
 
     __tablename__ = "webhook_subscriptions"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[list[str]] = mapped_column(JSON)
     secret: Mapped[str] = mapped_column(String(200))
@@ -35,8 +35,8 @@ class WebhookDelivery(Base):
     __tablename__ = "webhook_deliveries"
     __table_args__ = (Index("ix_webhook_deliveries_subscription", "subscription_id", "id"),)
 
-    id: Mapped[int] = mapped_column(primary_key=True)
-    subscription_id: Mapped[int] = mapped_column(ForeignKey("webhook_subscriptions.id"))
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    subscription_id: Mapped[int] = mapped_column(Id, ForeignKey("webhook_subscriptions.id"))
     webhook_id: Mapped[str] = mapped_column(String(64))
     event: Mapped[str] = mapped_column(String(64))
     attempt: Mapped[int] = mapped_column(Integer)

@@ -8,12 +8,11 @@ they need none).
 
 from __future__ import annotations
 
-import hmac
-
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from crm_core.access import Viewer
+from crm_core.contracts import same_secret
 from hub.api.errors import ApiError, json_error
 from hub.keys import TOKENS
 from hub.sessions import SESSION_COOKIE, cookie_session
@@ -43,8 +42,8 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if found is None:
             return _unauthorized("the session has ended: log in again")
         viewer, csrf = found
-        if request.method not in SAFE_METHODS and not hmac.compare_digest(
-            request.headers.get("X-CSRF-Token", "").encode(), csrf.encode()
+        if request.method not in SAFE_METHODS and not same_secret(
+            request.headers.get("X-CSRF-Token"), csrf
         ):
             return json_error(403, "csrf", "send the session's csrf_token in X-CSRF-Token")
         return await _admitted(request, handler, viewer)

@@ -1,4 +1,9 @@
-"""Reading JSON bodies into pydantic models, with errors that name each bad field."""
+"""Reading JSON bodies into pydantic models, with errors that name each bad field.
+
+Every body is validated in strict mode: a number is not a date, ``0`` is not ``false``,
+``"5"`` is not 5. Text the databases cannot store (NUL; JSON itself refuses lone
+surrogates) is refused with a 400 naming the field (:mod:`crm_core.text`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
+from crm_core.text import first_problem
 from hub.api.errors import ApiError
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -14,10 +20,27 @@ Model = TypeVar("Model", bound=BaseModel)
 
 async def parse_body(request: web.Request, model: type[Model]) -> Model:
     """The body as ``model``; a 400 naming the fields when it does not fit."""
+    raw = await request.read()
     try:
-        return model.model_validate_json(await request.read())
+        body = model.model_validate_json(raw, strict=True)
     except ValidationError as exc:
         raise invalid_body(exc) from None
+    if b"\\u0000" in raw:  # the only way a NUL gets into JSON text
+        refuse_unstorable(body.model_dump(mode="json"))
+    return body
+
+
+def refuse_unstorable(document: object, where: str = "") -> None:
+    """A 400 naming the first field whose text the databases cannot store."""
+    found = first_problem(document, where)
+    if found is not None:
+        field, problem = found
+        raise ApiError(
+            400,
+            "invalid_body",
+            f"{field}: {problem}",
+            errors=[{"field": field, "message": problem}],
+        )
 
 
 def invalid_body(exc: ValidationError) -> ApiError:

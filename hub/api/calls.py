@@ -14,7 +14,8 @@ from crm_core.models import Call, ContactIdentity
 from hub.api.auth import VIEWER
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
-from hub.api.reads import _int_param, _paging
+from hub.api.ids import Id, query_id
+from hub.api.reads import _paging
 from hub.keys import DATABASE
 from hub.sip import SIP
 
@@ -23,8 +24,8 @@ routes = web.RouteTableDef()
 
 class NewCall(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-    contact_id: int = Field(ge=1, le=2**62)
-    manager_id: int | None = Field(default=None, ge=1, le=2**62)
+    contact_id: Id
+    manager_id: Id | None = None
     line: str | None = Field(default=None, min_length=1, max_length=120)
 
 
@@ -78,8 +79,8 @@ async def post_call(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/calls")
 async def get_calls(request: web.Request) -> web.Response:
-    contact_id = _int_param(request, "contact_id", 0, 1, 2**62)
-    if not contact_id:
+    contact_id = query_id(request, "contact_id")
+    if contact_id is None:
         raise ApiError(400, "invalid_query", "contact_id: the contact whose calls to list")
     after, limit = _paging(request)
     viewer = request[VIEWER]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.api.calls import NewCall
+from hub.api.ids import cursor_schema, id_schema
 
 _REF = "#/components/schemas/{model}"
 
@@ -25,7 +26,7 @@ def schemas() -> dict[str, Any]:
             "properties": {
                 "call_key": {"type": "string", "description": "sip:<Call-ID>, as stored"},
                 "line": {"type": "string"},
-                "manager_id": {"type": "integer"},
+                "manager_id": id_schema(),
             },
         },
     }
@@ -65,12 +66,12 @@ def paths() -> dict[str, Any]:
                         "name": "contact_id",
                         "in": "query",
                         "required": True,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": 2**62},
+                        "schema": id_schema(),
                     },
                     {
                         "name": "after",
                         "in": "query",
-                        "schema": {"type": "integer", "minimum": 0},
+                        "schema": cursor_schema(),
                         "description": "Calls with ids below this one (next_after).",
                     },
                     {

@@ -17,7 +17,7 @@ from crm_core.queries import plain
 from hub.api.auth import VIEWER, person
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
-from hub.api.reads import path_id
+from hub.api.ids import Id, path_id
 from hub.keys import CLOCK, DATABASE, RELAY
 
 routes = web.RouteTableDef()
@@ -30,7 +30,7 @@ class Note(BaseModel):
 
 class Assignment(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-    manager_id: int = Field(ge=1, le=2**62)
+    manager_id: Id
 
 
 async def _change(

@@ -15,7 +15,7 @@ from crm_core.journal import Journal
 from hub.api.auth import VIEWER
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
-from hub.api.reads import path_id
+from hub.api.ids import path_id
 from hub.keys import CLOCK, DATABASE, RELAY, ROUTING
 
 routes = web.RouteTableDef()

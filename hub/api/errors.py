@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
+from crm_core.text import text_problem
 from hub.keys import SETTINGS
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,23 @@ async def body_limit_middleware(request: web.Request, handler: Handler) -> web.S
         return json_error(
             413, "body_too_large", f"the body is {length} bytes; the limit is {limit}"
         )
+    return await handler(request)
+
+
+@web.middleware
+async def parameter_text_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse a query or path parameter whose text the databases cannot store (a NUL),
+    on every route, before a handler sees it: a 400 naming the parameter."""
+    for error, parameters in (
+        ("invalid_query", request.query),
+        ("invalid_path", request.match_info),
+    ):
+        for name, value in parameters.items():
+            problem = text_problem(value) or text_problem(name)
+            if problem is not None:
+                return json_error(
+                    400, error, f"{name}: {problem}", errors=[{"field": name, "message": problem}]
+                )
     return await handler(request)
 
 

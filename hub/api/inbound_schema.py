@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from crm_core.contracts import Attachment, Attribution, IdentityRef, InboundMessage
 from crm_core.enums import Channel, IdentityKind, Segment
+from hub.api.moments import Moment
 
 _STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 Short = Field(default=None, max_length=200)
@@ -60,7 +61,7 @@ class InboundBody(BaseModel):
     text: str = Field(default="", max_length=65_536)
     attachments: list[AttachmentIn] = Field(default_factory=list, max_length=20)
     attribution: AttributionIn | None = None
-    occurred_at: AwareDatetime | None = None
+    occurred_at: Moment | None = None
     funnel: str | None = Field(default=None, min_length=1, max_length=64)
 
     def to_message(self, now: datetime, raw_ref: str | None = None) -> InboundMessage:

@@ -3,10 +3,8 @@ the managers to transfer to, and attachment downloads."""
 
 from __future__ import annotations
 
-import re
 from functools import partial
 from typing import Any
-from urllib.parse import quote
 
 import nh3
 from aiohttp import web
@@ -16,14 +14,14 @@ from crm_core.inbox import VIEWS, InboxFilter, board, inbox, managers, message_i
 from crm_core.models import Message
 from hub.api.auth import VIEWER
 from hub.api.errors import ApiError, not_found
-from hub.api.reads import _choice, _int_param, path_id
-from hub.files import FILES
+from hub.api.ids import path_id, query_id
+from hub.api.reads import _choice, _int_param
+from hub.files import FILES, content_disposition
 from hub.keys import DATABASE
 
 routes = web.RouteTableDef()
 # Shown inline only when harmless; everything else downloads as an opaque file.
 _INLINE = {"image/png", "image/jpeg", "image/gif", "image/webp", "audio/ogg", "audio/mpeg"}
-_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._ -]")
 _HTML_MAX = 2_000_000
 
 
@@ -53,7 +51,7 @@ async def get_timeline(request: web.Request) -> web.Response:
             timeline,
             viewer=viewer,
             contact_id=path_id(request),
-            before=_int_param(request, "before", None, 1, 2**62),
+            before=query_id(request, "before"),
             limit=_int_param(request, "limit", 100, 1, 500),
         )
     )
@@ -107,15 +105,13 @@ async def get_attachment(request: web.Request) -> web.StreamResponse:
         raise not_found("attachment file") from None
     declared = str(attachment.get("content_type") or "")
     inline = declared in _INLINE
-    original = str(attachment.get("name") or "file")[:200]
-    name = _FILENAME_UNSAFE.sub("_", original)[:120] or "file"
     disposition = "inline" if inline else "attachment"
     return web.Response(
         body=data,
         headers={
             "Content-Type": declared if inline else "application/octet-stream",
-            "Content-Disposition": (
-                f"{disposition}; filename=\"{name}\"; filename*=UTF-8''{quote(original)}"
+            "Content-Disposition": content_disposition(
+                disposition, str(attachment.get("name") or "file")
             ),
             "X-Content-Type-Options": "nosniff",
             "Content-Security-Policy": "default-src 'none'; sandbox",

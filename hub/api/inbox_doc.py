@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.api.conversations import Assignment, Note
+from hub.api.ids import id_schema
 from hub.api.people import ManagerPatch, NewManager, TeamPatch
 from hub.api.session import Login, Preferences
 
@@ -14,7 +15,7 @@ _ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer", "minimum": 1, "maximum": 2**62 - 1},
+    "schema": id_schema(),
 }
 
 
@@ -87,6 +88,8 @@ def paths() -> dict[str, Any]:
                     "200": _json("Me", "Logged in."),
                     "400": _ERRORS["400"],
                     "401": _json("Error", "The email or the password is wrong."),
+                    "403": _json("Error", "Sent from another site's page (Origin)."),
+                    "415": _json("Error", "The body is not application/json."),
                     "429": _json("Error", "Too many failed logins; see Retry-After."),
                 },
             },
@@ -95,9 +98,15 @@ def paths() -> dict[str, Any]:
         "/api/v1/me": {
             "get": {"summary": "Who is logged in.", "responses": {"200": _json("Me", "Me")}},
             "patch": {
-                "summary": "Change the interface language.",
+                "summary": "Change the interface language, or one's own password.",
                 "requestBody": _body("Preferences"),
-                "responses": {"200": _json("Me", "Me"), **_ERRORS},
+                "responses": {
+                    "200": _json("Me", "Me"),
+                    **_ERRORS,
+                    "403": _json("Error", "current_password is wrong, or the CSRF token."),
+                    "409": _json("Error", "The password was changed meanwhile."),
+                    "429": _json("Error", "Too many wrong passwords; see Retry-After."),
+                },
             },
         },
         "/api/v1/inbox": {
@@ -117,7 +126,7 @@ def paths() -> dict[str, Any]:
                 "summary": "The contact's messages across all channels; HTML mail sanitized.",
                 "parameters": [
                     _ID,
-                    _query("before", {"type": "integer", "minimum": 1}),
+                    _query("before", id_schema()),
                     _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}),
                 ],
                 "responses": {"200": _json("Object", "items and next_before"), **_ERRORS},

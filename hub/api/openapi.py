@@ -9,6 +9,7 @@ from aiohttp import web
 
 from hub.api import calls_doc, inbox_doc, webhooks_doc
 from hub.api.deals import StageMove
+from hub.api.ids import cursor_schema, id_schema, nullable_id_schema
 from hub.api.inbound_schema import InboundBody
 from hub.api.replies import Reply
 from hub.api.tasks import NewTask, TaskPatch
@@ -33,7 +34,7 @@ _PAGING = [
     {
         "name": "after",
         "in": "query",
-        "schema": {"type": "integer", "minimum": 0},
+        "schema": cursor_schema(),
         "description": "Return items with ids above this one (next_after of the previous page).",
     },
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
@@ -42,7 +43,7 @@ _ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer", "minimum": 1, "maximum": 2**62 - 1},
+    "schema": id_schema(),
 }
 
 
@@ -124,15 +125,15 @@ def document() -> dict[str, Any]:
         "required": ["duplicate", "contact_id", "conversation_id", "message_id"],
         "properties": {
             "duplicate": {"type": "boolean"},
-            "contact_id": {"type": "integer"},
-            "conversation_id": {"type": "integer"},
-            "message_id": {"type": "integer"},
-            "deal_id": {"type": ["integer", "null"]},
-            "task_id": {"type": ["integer", "null"]},
-            "assignee_id": {"type": ["integer", "null"]},
+            "contact_id": id_schema(),
+            "conversation_id": id_schema(),
+            "message_id": id_schema(),
+            "deal_id": nullable_id_schema(),
+            "task_id": nullable_id_schema(),
+            "assignee_id": nullable_id_schema(),
             "contact_created": {"type": "boolean"},
             "deal_created": {"type": "boolean"},
-            "merged_contact_ids": {"type": "array", "items": {"type": "integer"}},
+            "merged_contact_ids": {"type": "array", "items": id_schema()},
         },
     }
     schemas["Page"] = {
@@ -140,7 +141,7 @@ def document() -> dict[str, Any]:
         "required": ["items", "next_after"],
         "properties": {
             "items": {"type": "array", "items": {"type": "object"}},
-            "next_after": {"type": ["integer", "null"]},
+            "next_after": nullable_id_schema(),
         },
     }
     schemas["Object"] = {"type": "object"}
@@ -198,7 +199,7 @@ def document() -> dict[str, Any]:
                 "Conversations.",
                 [
                     _query("status", {"type": "string", "enum": ["open", "pending", "closed"]}),
-                    _query("contact_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
+                    _query("contact_id", id_schema()),
                 ],
             ),
             "/api/v1/conversations/{id}": _detail("A conversation with a page of messages.", True),
@@ -225,7 +226,7 @@ def document() -> dict[str, Any]:
                 [
                     _query("funnel", {"type": "string"}),
                     _query("stage", {"type": "string"}),
-                    _query("contact_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
+                    _query("contact_id", id_schema()),
                 ],
             ),
             "/api/v1/deals/{id}": _detail("A deal with its stage history."),
@@ -261,8 +262,8 @@ def document() -> dict[str, Any]:
                     [
                         _query("status", {"type": "string", "enum": ["open", "done", "cancelled"]}),
                         _query("view", {"type": "string", "enum": ["mine", "overdue", "all"]}),
-                        _query("assignee_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
-                        _query("deal_id", {"type": "integer", "minimum": 1, "maximum": 2**62}),
+                        _query("assignee_id", id_schema()),
+                        _query("deal_id", id_schema()),
                     ],
                 ),
                 "post": _write(

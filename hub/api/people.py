@@ -4,10 +4,10 @@ whether a team shares its work. Anyone logged in may list them (to transfer to).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -15,16 +15,26 @@ from crm_core.enums import Role
 from crm_core.identities import InvalidIdentityError
 from crm_core.journal import Journal
 from crm_core.models import Team
-from crm_core.people import ManagerChange, change_manager, create_manager, set_team_sharing
+from crm_core.people import (
+    PASSWORD_MIN_LENGTH,
+    ManagerChange,
+    change_manager,
+    create_manager,
+    set_team_sharing,
+)
 from hub.api.auth import require_admin
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
-from hub.api.reads import path_id
+from hub.api.ids import path_id
 from hub.keys import CLOCK, DATABASE, TOKENS
 
 routes = web.RouteTableDef()
 _STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-_PASSWORD = Field(default=None, min_length=10, max_length=1024)
+# A password is kept as typed: spaces are part of it, as they are when logging in.
+Password = Annotated[
+    str,
+    StringConstraints(strip_whitespace=False, min_length=PASSWORD_MIN_LENGTH, max_length=1024),
+]
 
 
 class NewManager(BaseModel):
@@ -34,7 +44,7 @@ class NewManager(BaseModel):
     role: Role = Role.MANAGER
     team: str | None = Field(default=None, min_length=1, max_length=120)
     capacity: int = Field(default=20, ge=0, le=10_000)
-    password: str | None = _PASSWORD
+    password: Password | None = None
 
 
 class ManagerPatch(BaseModel):
@@ -43,8 +53,14 @@ class ManagerPatch(BaseModel):
     role: Role | None = None
     team: str | None = Field(default=None, min_length=1, max_length=120)
     capacity: int | None = Field(default=None, ge=0, le=10_000)
-    active: bool | None = None
-    password: str | None = _PASSWORD
+    active: bool | None = Field(
+        default=None, description="false ends the manager's sessions at once"
+    )
+    password: Password | None = Field(
+        default=None,
+        description="A reset: every session of the manager ends and every API token "
+        "that speaks for them is revoked.",
+    )
 
 
 class TeamPatch(BaseModel):

@@ -15,6 +15,7 @@ from crm_core.journal import Journal
 from crm_core.merge import MergeError, undo_merge
 from hub.api.auth import VIEWER
 from hub.api.errors import ApiError, not_found
+from hub.api.ids import path_id, query_cursor, query_id
 from hub.keys import CLOCK, DATABASE, RELAY
 
 routes = web.RouteTableDef()
@@ -42,19 +43,9 @@ def _choice(request: web.Request, name: str, allowed: set[str]) -> str | None:
 
 
 def _paging(request: web.Request) -> tuple[int, int]:
-    after = _int_param(request, "after", 0, 0, 2**62)
+    after = query_cursor(request, "after")
     limit = _int_param(request, "limit", 50, 1, MAX_LIMIT)
     return after, limit
-
-
-def path_id(request: web.Request) -> int:
-    try:
-        value = int(request.match_info["id"])
-    except ValueError:
-        raise ApiError(400, "invalid_path", "the id must be an integer") from None
-    if not 0 < value < 2**62:
-        raise ApiError(400, "invalid_path", "the id is out of range")
-    return value
 
 
 @routes.get("/api/v1/contacts")
@@ -84,7 +75,7 @@ async def list_conversations(request: web.Request) -> web.Response:
             after=after,
             limit=limit,
             status=_choice(request, "status", {s.value for s in ConversationStatus}),
-            contact_id=_int_param(request, "contact_id", None, 1, 2**62),
+            contact_id=query_id(request, "contact_id"),
         )
     )
     return web.json_response(page.as_json())
@@ -116,7 +107,7 @@ async def list_deals(request: web.Request) -> web.Response:
             limit=limit,
             funnel=request.query.get("funnel"),
             stage=request.query.get("stage"),
-            contact_id=_int_param(request, "contact_id", None, 1, 2**62),
+            contact_id=query_id(request, "contact_id"),
         )
     )
     return web.json_response(page.as_json())
@@ -142,7 +133,7 @@ async def list_tasks(request: web.Request) -> web.Response:
     after, limit = _paging(request)
     viewer = request[VIEWER]
     view = _choice(request, "view", {"mine", "overdue", "all"})
-    assignee = _int_param(request, "assignee_id", None, 1, 2**62)
+    assignee = query_id(request, "assignee_id")
     if view == "mine":
         if viewer.manager_id is None:
             raise ApiError(400, "invalid_query", "view=mine needs a manager's session or token")
@@ -155,7 +146,7 @@ async def list_tasks(request: web.Request) -> web.Response:
             limit=limit,
             status=_choice(request, "status", {s.value for s in TaskStatus}),
             assignee_id=assignee,
-            deal_id=_int_param(request, "deal_id", None, 1, 2**62),
+            deal_id=query_id(request, "deal_id"),
             overdue_at=request.app[CLOCK].now() if view == "overdue" else None,
         )
     )

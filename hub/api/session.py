@@ -6,23 +6,40 @@ from datetime import timedelta
 from typing import Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from crm_core.access import Viewer
 from crm_core.journal import Journal
-from crm_core.logins import OpenedSession, check_password, close_session, open_session
+from crm_core.logins import (
+    OpenedSession,
+    change_own_password,
+    check_own_password,
+    check_password,
+    close_session,
+    login_key,
+    open_session,
+)
 from crm_core.models import Manager
 from hub.api.auth import VIEWER, person
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError
-from hub.keys import CLOCK, DATABASE, SETTINGS
+from hub.api.people import Password
+from hub.keys import CLOCK, DATABASE, SETTINGS, TOKENS
 from hub.sessions import (
     LOGIN_LIMITER,
     SESSION_COOKIE,
     clear_session_cookie,
     cookie_session,
+    same_origin,
     set_session_cookie,
 )
 
@@ -36,17 +53,45 @@ class Login(BaseModel):
 
 
 class Preferences(BaseModel):
+    """What a manager changes about themselves: the interface language, their password."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
-    locale: Literal["ru", "en"]
+    locale: Literal["ru", "en"] | None = None
+    password: Password | None = Field(
+        default=None,
+        description="A new password (send current_password too): the manager's other "
+        "sessions end and every API token that speaks for them is revoked.",
+    )
+    current_password: str | None = Field(
+        default=None, min_length=1, max_length=1024, validate_default=True
+    )
+
+    @field_validator("current_password")
+    @classmethod
+    def _needed_with_a_password(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None and info.data.get("password") is not None:
+            raise ValueError("send it to change the password")
+        return value
+
+    @model_validator(mode="after")
+    def _something(self) -> Preferences:
+        if self.locale is None and self.password is None:
+            raise ValueError("send locale, or password with current_password")
+        return self
 
 
 @routes.post("/api/v1/session")
 async def post_session(request: web.Request) -> web.Response:
+    if not same_origin(request):  # login CSRF: another site's page logging us in
+        raise ApiError(403, "origin", "log in from the hub's own pages")
+    if request.content_type != "application/json":  # what a form cannot send
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     login = await parse_body(request, Login)
     app = request.app
     now = app[CLOCK].now()
     limiter = app[LOGIN_LIMITER]
-    email_key = "email:" + login.email.strip().lower()
+    address = login_key(login.email)  # one key for the brake and the lookup
+    email_key = "email:" + address
     keys = [(email_key, 1), ("addr:" + (request.remote or "?"), 4)]
     wait = limiter.retry_after(keys, now)
     if wait is not None:
@@ -54,7 +99,7 @@ async def post_session(request: web.Request) -> web.Response:
             429, "too_many_attempts", f"too many failed logins; try again in {wait} s"
         ).with_headers({"Retry-After": str(wait)})
     manager_id = await app[DATABASE].read(
-        lambda session: check_password(session, login.email, login.password)
+        lambda session: check_password(session, address, login.password)
     )
     if manager_id is None:
         limiter.failed(keys, now)
@@ -106,15 +151,59 @@ async def get_me(request: web.Request) -> web.Response:
 async def patch_me(request: web.Request) -> web.Response:
     viewer = person(request)
     change = await parse_body(request, Preferences)
+    checked_hash = None
+    if change.password is not None and change.current_password is not None:
+        checked_hash = await _proven_password(request, viewer, change.current_password)
+    # Changing one's password keeps the session it is changed in (not a token's caller).
+    by_cookie = "Authorization" not in request.headers
+    keep = request.cookies.get(SESSION_COOKIE) if by_cookie else None
 
-    def work(session: Session) -> tuple[str, str]:
-        session.execute(
-            update(Manager).where(Manager.id == viewer.manager_id).values(locale=change.locale)
-        )
+    def work(session: Session) -> tuple[str, str] | None:
+        assert viewer.manager_id is not None
+        if change.locale is not None:
+            session.execute(
+                update(Manager).where(Manager.id == viewer.manager_id).values(locale=change.locale)
+            )
+        if change.password is not None and checked_hash is not None:
+            journal = Journal(viewer.actor, request.app[CLOCK].now())
+            if not change_own_password(
+                session,
+                journal,
+                viewer.manager_id,
+                change.password,
+                checked_hash=checked_hash,
+                keep_cookie=keep,
+            ):
+                return None
+            journal.flush(session)
         return _email_locale(session, viewer)
 
-    email, locale = await request.app[DATABASE].write(work)
-    return web.json_response(_me(viewer, None, email, locale))
+    found = await request.app[DATABASE].write(work)
+    if found is None:
+        raise ApiError(409, "conflict", "the password was changed meanwhile: try again")
+    if change.password is not None:
+        request.app[TOKENS].forget()  # the revoked tokens must not outlive the cache
+    return web.json_response(_me(viewer, None, *found))
+
+
+async def _proven_password(request: web.Request, viewer: Viewer, password: str) -> str:
+    """The hash ``password`` matched; guessing it is braked as a login is (403, then 429)."""
+    app = request.app
+    manager_id = viewer.manager_id
+    assert manager_id is not None
+    check = await app[DATABASE].read(lambda s: check_own_password(s, manager_id, password))
+    limiter, now = app[LOGIN_LIMITER], app[CLOCK].now()
+    keys = [("email:" + check.email, 1)]
+    wait = limiter.retry_after(keys, now)
+    if wait is not None:
+        raise ApiError(
+            429, "too_many_attempts", f"too many wrong passwords; try again in {wait} s"
+        ).with_headers({"Retry-After": str(wait)})
+    if check.matched_hash is None:
+        limiter.failed(keys, now)
+        raise ApiError(403, "wrong_password", "current_password is not the password in force")
+    limiter.succeeded(keys[0][0])
+    return check.matched_hash
 
 
 def _email_locale(session: Session, viewer: Viewer) -> tuple[str, str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from crm_core import queries
@@ -25,30 +25,30 @@ from crm_core.tasks import (
 from hub.api.auth import VIEWER
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
-from hub.api.reads import path_id
+from hub.api.ids import Id, path_id
+from hub.api.moments import Moment
 from hub.keys import CLOCK, DATABASE, RELAY, ROUTING
 
 routes = web.RouteTableDef()
 _STRICT = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
-_ID = Field(default=None, ge=1, le=2**62)
 
 
 class NewTask(BaseModel):
     model_config = _STRICT
     kind: TaskKind = TaskKind.FOLLOW_UP
     title: str = Field(min_length=1, max_length=300)
-    assignee_id: int | None = _ID
-    due_at: AwareDatetime | None = None
-    contact_id: int | None = _ID
-    deal_id: int | None = _ID
-    conversation_id: int | None = _ID
+    assignee_id: Id | None = None
+    due_at: Moment | None = None
+    contact_id: Id | None = None
+    deal_id: Id | None = None
+    conversation_id: Id | None = None
 
 
 class TaskPatch(BaseModel):
     model_config = _STRICT
     title: str | None = Field(default=None, min_length=1, max_length=300)
-    assignee_id: int | None = _ID
-    due_at: AwareDatetime | None = None
+    assignee_id: Id | None = None
+    due_at: Moment | None = None
 
 
 async def _run(

@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy.orm import Session
 
 from crm_core import webhook_subscriptions as subs
@@ -22,9 +22,10 @@ from crm_core.journal import EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX, Journal
 from crm_core.models import WebhookSubscription
 from crm_core.outbox import OutboxHandler
 from hub.api.auth import VIEWER
-from hub.api.bodies import invalid_body
+from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
-from hub.api.reads import _paging, path_id
+from hub.api.ids import path_id
+from hub.api.reads import _paging
 from hub.keys import CLOCK, DATABASE, RELAY
 from webhooks.delivery import WebhookPoster
 from webhooks.signatures import new_secret, secret_bytes
@@ -61,14 +62,7 @@ async def close_poster(app: web.Application) -> AsyncIterator[None]:
         await app[POSTER].close()
 
 
-def _no_nul(value: str | None) -> str | None:
-    if value is not None and "\x00" in value:
-        raise ValueError("NUL characters are not allowed")
-    return value
-
-
 def _check_url(value: str) -> str:
-    _no_nul(value)
     try:
         parts = urlsplit(value)
     except ValueError:
@@ -80,7 +74,6 @@ def _check_url(value: str) -> str:
 
 def _check_secret(value: str | None) -> str | None:
     if value is not None:
-        _no_nul(value)
         secret_bytes(value)  # a whsec_ secret must decode
     return value
 
@@ -109,12 +102,6 @@ class SubscriptionIn(BaseModel):
     def _secret(cls, value: str | None) -> str | None:
         return _check_secret(value)
 
-    @field_validator("description")
-    @classmethod
-    def _description(cls, value: str) -> str:
-        _no_nul(value)
-        return value
-
 
 class SubscriptionPatch(BaseModel):
     model_config = _STRICT
@@ -128,17 +115,9 @@ class SubscriptionPatch(BaseModel):
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else _check_url(value)
 
-    @field_validator("description")
-    @classmethod
-    def _description(cls, value: str | None) -> str | None:
-        return _no_nul(value)
-
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:
-    try:
-        return model.model_validate_json(await request.read())
-    except ValidationError as exc:
-        raise invalid_body(exc) from None
+    return await parse_body(request, model)
 
 
 async def _write(request: web.Request, work: Callable[[Session, Journal], Any]) -> Any:

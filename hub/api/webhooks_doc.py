@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.api.ids import cursor_schema, id_schema
 from hub.api.webhooks import SubscriptionIn, SubscriptionPatch
 from webhooks.sources import KINDS
 
@@ -26,6 +27,7 @@ _HOOK_ERRORS = {
     "401": _error("The signature, token or key does not match. Nothing is written."),
     "404": _error("No such source (or the source is of another kind)."),
     "413": _error("The body is over the size limit."),
+    "415": _error("The body is not of a media type the source takes. Nothing is written."),
 }
 _SOURCE = {
     "name": "source",
@@ -95,10 +97,10 @@ _ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "integer", "minimum": 1, "maximum": 2**62 - 1},
+    "schema": id_schema(),
 }
 _PAGING = [
-    {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+    {"name": "after", "in": "query", "schema": cursor_schema()},
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
 ]
 _API_ERRORS = {"400": _error("Malformed; the body names the field."), "401": _error("No token.")}
@@ -172,7 +174,7 @@ def schemas() -> dict[str, Any]:
             "type": "object",
             "required": ["id", "url", "events", "active", "failure_count"],
             "properties": {
-                "id": {"type": "integer"},
+                "id": id_schema(),
                 "url": {"type": "string"},
                 "events": {"type": "array", "items": {"type": "string"}},
                 "description": {"type": "string"},

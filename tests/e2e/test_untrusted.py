@@ -104,3 +104,83 @@ async def test_client_content_is_inert(browser: Browser, hub: Hub) -> None:
     assert dialogs == []
     assert errors == []
     await page.context.close()
+
+
+RLO = "\u202e"
+SPOOF_NAME = f"Eve{RLO} gnp.exe"
+SPOOF_FILE = f"invoice{RLO}gnp.exe.html"
+# Where each character of an element's first text node is drawn, left to right.
+DRAWN_AT = """(element) => {
+  const node = element.firstChild;
+  const left = (i) => {
+    const range = document.createRange();
+    range.setStart(node, i);
+    range.setEnd(node, i + 1);
+    return range.getBoundingClientRect().left;
+  };
+  return Array.from(node.data, (_, i) => left(i));
+}"""
+
+
+async def test_bidi_controls_in_names_cannot_reorder_the_page(browser: Browser, hub: Hub) -> None:
+    page_bytes = b"<p>not really an invoice</p>"
+    key = await hub.app[FILES].default.put(page_bytes, "files")
+    mail = await hub.app[INGEST].ingest(
+        InboundMessage(
+            channel=Channel.EMAIL,
+            channel_account="sales",
+            external_id="<bidi@example.test>",
+            identities=(IdentityRef(IdentityKind.EMAIL, "eve@example.test"),),
+            occurred_at=datetime.now(UTC),
+            display_name=SPOOF_NAME,
+            text="Please pay the attached invoice.",
+            attachments=(Attachment(SPOOF_FILE, "text/html", len(page_bytes), storage_key=key),),
+        )
+    )
+
+    page = await log_in(browser, hub, "anna")
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    shown = "Eve\u27e8U+202E\u27e9 gnp.exe"
+
+    # The name: isolated, its override spelled out, the real name in the tooltip.
+    item = page.locator(f'#conversations button.conv[data-id="{mail.conversation_id}"]')
+    name = item.locator(".name bdi")
+    await expect(name).to_have_text(shown)
+    assert await name.get_attribute("dir") == "auto"
+    assert await name.get_attribute("title") == shown
+    await item.click()
+    heads = ("#conversation .conv-head h2 bdi", "#contact-card h2 bdi", "#timeline .author bdi")
+    for where in heads:
+        await expect(page.locator(where)).to_have_text(shown)
+        assert "U+202E" in (await page.locator(where).get_attribute("title") or "")
+    assert await page.locator("#timeline .msg-in .text").get_attribute("dir") == "auto"
+
+    # The file: "invoice⟨U+202E⟩gnp.exe.html (28 B)", drawn in that order.
+    link = page.locator("#timeline .attachments a")
+    await expect(link).to_have_count(1)
+    file_name = link.locator("bdi")
+    assert await file_name.get_attribute("title") == "invoice\u27e8U+202E\u27e9gnp.exe.html"
+    visible = await file_name.evaluate("e => e.innerText")
+    assert RLO not in visible
+    assert visible.endswith(".html"), visible
+    assert (await link.evaluate("e => e.innerText")).endswith(".html (28 B)")
+    drawn: list[float] = await file_name.evaluate(DRAWN_AT)
+    assert drawn == sorted(drawn), list(zip(visible, drawn, strict=True))
+    size_at = await link.evaluate(
+        """(link) => {
+          const range = document.createRange();
+          range.selectNodeContents(link.lastChild);
+          return range.getBoundingClientRect().left;
+        }"""
+    )
+    assert size_at >= max(drawn), (size_at, drawn)
+
+    # No raw override anywhere on the page; the save dialog gets the safe name.
+    assert RLO not in await page.evaluate("document.body.innerText")
+    async with page.expect_download() as downloading:
+        await link.click()
+    download = await downloading.value
+    assert download.suggested_filename == "invoice_gnp.exe.html"
+    assert errors == []
+    await page.context.close()

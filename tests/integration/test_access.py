@@ -16,7 +16,7 @@ from sqlalchemy import update
 
 from crm_core.clock import ManualClock
 from crm_core.db import Database
-from crm_core.models import OutboxMessage, Team
+from crm_core.models import Message, OutboxMessage, Team
 from tests.factories import count_rows
 from tests.integration.conftest import World, inbound_body
 
@@ -266,3 +266,76 @@ async def test_reading_one_conversation_leaves_the_others_unread(world: World) -
         world.conversations["bob"]: 0,
         world.conversations["nobody"]: 1,
     }
+
+
+async def _bobs_telegram_conversation_of_anns_client(world: World) -> int:
+    """Ann's client also writes to the Telegram bot; that conversation is Bob's."""
+    body = inbound_body(1) | {
+        "channel": "telegram",
+        "channel_account": "salesbot",
+        "external_id": "tg-1",
+        "sender": {
+            "identities": [
+                {"kind": "phone", "value": "+79160000001"},
+                {"kind": "telegram", "value": "5551"},
+            ]
+        },
+    }
+    created = await world.client.post(
+        "/api/v1/inbound", json=body, headers=world.auth["integration"]
+    )
+    assert created.status == 201, await created.text()
+    result = await created.json()
+    assert result["contact_id"] == world.contacts["ann"]
+    assign = await world.client.post(
+        f"/api/v1/conversations/{result['conversation_id']}/assign",
+        json={"manager_id": world.ids["bob"]},
+        headers=world.auth["head"],
+    )
+    assert assign.status == 200, await assign.text()
+    return int(result["conversation_id"])
+
+
+async def test_replying_by_another_channel_keeps_to_the_managers_scope(
+    world: World, db: Database
+) -> None:
+    """Ann answers her client "by Telegram", where the conversation is Bob's: 404 and
+    nothing written, as for any other action on a colleague's conversation."""
+    bobs = await _bobs_telegram_conversation_of_anns_client(world)
+    outbox_before = await count_rows(db, OutboxMessage)
+    messages_before = await count_rows(db, Message)
+    response = await world.client.post(
+        f"/api/v1/conversations/{world.conversations['ann']}/messages",
+        json={"text": "written into Bob's chat", "channel_account": "salesbot"},
+        headers=world.auth["ann"],
+    )
+    assert response.status == 404, await response.text()
+    assert (await response.json())["error"] == "not_found"
+    assert await count_rows(db, OutboxMessage) == outbox_before
+    assert await count_rows(db, Message) == messages_before
+    # Bob, whose conversation it is, answers there; so may the head of sales.
+    for who in ("bob", "head"):
+        own = await world.client.post(
+            f"/api/v1/conversations/{bobs}/messages",
+            json={"text": "hello"},
+            headers=world.auth[who],
+        )
+        assert own.status == 202, await own.text()
+    by_head = await world.client.post(
+        f"/api/v1/conversations/{world.conversations['ann']}/messages",
+        json={"text": "from the head", "channel_account": "salesbot"},
+        headers=world.auth["head"],
+    )
+    assert by_head.status == 202, await by_head.text()
+    assert (await by_head.json())["conversation_id"] == bobs
+
+
+async def test_take_answers_404_for_what_the_manager_may_not_see(world: World) -> None:
+    """Taking a colleague's conversation looks exactly like taking one that does not exist."""
+    ann = world.auth["ann"]
+    foreign = await world.client.post(
+        f"/api/v1/conversations/{world.conversations['bob']}/take", headers=ann
+    )
+    missing = await world.client.post("/api/v1/conversations/999999/take", headers=ann)
+    assert (foreign.status, missing.status) == (404, 404)
+    assert await foreign.json() == await missing.json()

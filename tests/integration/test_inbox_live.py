@@ -176,6 +176,13 @@ async def test_attachments_download_inert_and_html_mail_comes_sanitized(
             "storage_key": html_key,
         },
         {"name": "прайс.svg", "content_type": "image/svg+xml", "size": 27, "storage_key": svg_key},
+        # A right-to-left override that would show as "invoicelmth.exe.png".
+        {
+            "name": "invoice\u202egnp.exe.html",
+            "content_type": "image/png",
+            "size": 27,
+            "storage_key": svg_key,
+        },
     ]
     conversation = world.conversations["ann"]
     await db.write(
@@ -202,5 +209,10 @@ async def test_attachments_download_inert_and_html_mail_comes_sanitized(
     assert "filename*=UTF-8''%D0%BF" in download.headers["Content-Disposition"]
     assert download.headers["X-Content-Type-Options"] == "nosniff"
     assert await download.read() == b"<svg onload=alert(1)></svg>"
+    spoof = await client.get(message["attachments"][2]["url"], headers=world.auth["ann"])
+    assert spoof.status == 200
+    assert spoof.headers["Content-Disposition"] == (
+        "inline; filename=\"invoice_gnp.exe.html\"; filename*=UTF-8''invoice_gnp.exe.html"
+    )
     hidden = await client.get(svg_url, headers=world.auth["bob"])
     assert hidden.status == 404

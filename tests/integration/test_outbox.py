@@ -55,9 +55,8 @@ async def test_delivers_each_row_once_and_records_it(db: Database, clock: Manual
     ]
     assert inbox.empty()
     rows = await _rows(db)
-    assert [(r.topic, r.idempotency_key, r.status, r.attempts) for r in rows] == [
-        (EVENTS_TOPIC, "events:deal.created:7", "delivered", 1)
-    ]
+    assert [(r.topic, r.status, r.attempts) for r in rows] == [(EVENTS_TOPIC, "delivered", 1)]
+    assert rows[0].idempotency_key.startswith("events:deal.created:7:")  # and the transaction's
     assert all(r.delivered_at == clock.now() for r in rows)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -19,8 +20,10 @@ from crm_core.journal import Journal
 from crm_core.models import Manager, ManagerSession
 from crm_core.people import create_manager
 from hub.app import create_app
+from hub.sessions import SESSION_COOKIE
 from hub.settings import Settings
 from tests.factories import WHEN
+from tests.integration.raw_http import LATIN1_BYTES, raw_request
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 Client = TestClient[Any, Any]
@@ -133,3 +136,27 @@ async def test_bad_login_bodies_are_400(client: Client) -> None:
         response = await client.post("/api/v1/session", json=body)
         assert response.status == 400, body
     assert (await client.get("/api/v1/me")).status == 401
+
+
+async def test_credentials_with_bytes_that_are_not_utf8_are_refused_without_a_traceback(
+    client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    login = await client.post("/api/v1/session", json=LOGIN)
+    cookie = login.cookies[SESSION_COOKIE].value.encode()
+    cases = [
+        ("GET", [("Authorization", b"Bearer " + LATIN1_BYTES)], 401),
+        ("GET", [("Cookie", SESSION_COOKIE.encode() + b"=" + LATIN1_BYTES)], 401),
+        (
+            "PATCH",
+            [("Cookie", SESSION_COOKIE.encode() + b"=" + cookie), ("X-CSRF-Token", LATIN1_BYTES)],
+            403,
+        ),
+        ("DELETE", [("Cookie", SESSION_COOKIE.encode() + b"=" + LATIN1_BYTES)], 401),
+    ]
+    for method, headers, status in cases:
+        path = "/api/v1/session" if method == "DELETE" else "/api/v1/me"
+        body = b'{"locale": "en"}' if method == "PATCH" else b""
+        answer = await raw_request(client, method, path, headers, body)
+        assert answer.status == status, (method, headers, answer.body)
+        assert answer.json()["error"] == ("csrf" if status == 403 else "unauthorized")
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -40,6 +40,21 @@ def test_email_lowercased_with_idna_domain() -> None:
     assert normalize_email("Ivan@Пример.РФ") == "ivan@xn--e1afmkfd.xn--p1ai"
 
 
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "boris@sec.example.",  # a trailing dot of the domain
+        "\uff42oris@sec.example",  # a full-width letter
+        "\uff22\uff2f\uff32\uff29\uff33\uff20\uff53\uff45\uff43.example",  # all full-width
+        "boris@sec\u3002example",  # an ideographic full stop
+        "boris@sec\uff0eexample\uff61",  # full-width and half-width ideographic full stops
+        "BORIS@SEC.EXAMPLE",
+    ],
+)
+def test_variants_of_one_email_are_one_address(variant: str) -> None:
+    assert normalize_email(variant) == "boris@sec.example"
+
+
 @pytest.mark.parametrize("bad", ["ivan", "@example.com", "ivan@", "ivan@localhost", "a b@c.d"])
 def test_invalid_email(bad: str) -> None:
     with pytest.raises(InvalidIdentityError):

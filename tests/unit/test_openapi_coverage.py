@@ -20,3 +20,11 @@ def test_every_api_route_is_documented() -> None:
     paths = document()["paths"]
     documented = {(method, path) for path, item in paths.items() for method in item}
     assert served - documented == set()
+
+
+def test_the_login_and_the_password_fields_are_documented() -> None:
+    paths, schemas = document()["paths"], document()["components"]["schemas"]
+    assert {"403", "415"} <= set(paths["/api/v1/session"]["post"]["responses"])
+    assert {"password", "current_password"} <= set(schemas["Preferences"]["properties"])
+    assert "password" in schemas["ManagerPatch"]["properties"]
+    assert "429" in paths["/api/v1/me"]["patch"]["responses"]

@@ -16,12 +16,14 @@ from webhooks.common import (
     HookRequest,
     Leads,
     MalformedBodyError,
+    UnsupportedMediaError,
     attribution_from,
     parse_form,
 )
 from webhooks.signatures import (
     SignatureError,
     new_secret,
+    same,
     standard_headers,
     standard_signature,
     verify_standard,
@@ -102,7 +104,7 @@ def test_parse_form_refuses_other_media_and_bad_json() -> None:
         parse_form(_request(b"[1", "application/json"))
     with pytest.raises(MalformedBodyError, match="object"):
         parse_form(_request(b"[1]", "application/json"))
-    with pytest.raises(MalformedBodyError, match="send JSON"):
+    with pytest.raises(UnsupportedMediaError, match="send JSON"):
         parse_form(_request(b"x", "text/plain"))
     fields = parse_form(_request(b"a=1&a=2&b=", "application/x-www-form-urlencoded")).fields
     assert fields == {"a": "1, 2", "b": ""}
@@ -197,3 +199,31 @@ def test_bad_source_tables_name_the_key(table: dict[str, Any], problem: str) -> 
 def test_a_source_never_shows_its_secret() -> None:
     config = load_config({"sources": [{"key": "a", "kind": "form", "secret": "hunter2"}]})
     assert "hunter2" not in repr(config)
+
+
+@pytest.mark.parametrize(
+    "given",
+    [None, "", "caf\udce9", "\ud800", "s\u00e9cret", b"\xff", "secret\x00"],
+)
+def test_same_compares_any_presented_value_without_raising(given: str | bytes | None) -> None:
+    assert same(given, "secret") is False
+    assert same("caf\udce9", "caf\udce9") is True  # the bytes that were sent
+    assert same("s\u00e9cret", "s\u00e9cret".encode()) is True
+
+
+def test_a_secret_in_a_json_body_that_is_a_lone_surrogate_is_a_bad_signature() -> None:
+    google = Source("g", "google_ads", options={"google_key": "k"})
+    with pytest.raises(BadSignatureError):
+        google_ads.handle(google, _request(b'{"google_key": "\\ud800"}'))
+    group = Source("v", "vk", options={"confirmation": "c", "secret": "s"})
+    with pytest.raises(BadSignatureError):
+        vk.handle(group, _request(b'{"type": "lead_forms_new", "secret": "\\udce9"}'))
+
+
+def test_json_sources_refuse_other_media_types() -> None:
+    source = Source("g", "google_ads", options={"google_key": "k"})
+    for media in ("text/plain", "application/x-www-form-urlencoded", "application/octet-stream"):
+        with pytest.raises(UnsupportedMediaError):
+            google_ads.handle(source, _request({"google_key": "k"}, media))
+    with pytest.raises(MalformedBodyError, match="lead_id"):
+        google_ads.handle(source, _request({"google_key": "k"}, "application/vnd.lead+json"))

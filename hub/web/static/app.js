@@ -1,7 +1,7 @@
 // The entry point of every page: the header, then the page's own module.
 
 import { api, get, setCsrf } from "./api.js";
-import { h, fill, t, LOCALE } from "./dom.js";
+import { h, fill, t, LOCALE, untrusted } from "./dom.js";
 import { connect, onStatus } from "./live.js";
 
 const PAGES = {
@@ -42,7 +42,7 @@ function header(me) {
     h(
       "span",
       { class: "me", id: "me" },
-      h("strong", {}, me.name),
+      h("strong", {}, untrusted(me.name)),
       " ",
       h("span", { class: "role" }, t(`role.${me.role}`)),
     ),

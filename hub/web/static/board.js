@@ -2,7 +2,7 @@
 
 import { get, post, query } from "./api.js";
 import { funnels } from "./contact.js";
-import { debounce, fill, formatMoney, h, localName, t } from "./dom.js";
+import { debounce, fill, formatMoney, h, localName, t, untrusted, untrustedString } from "./dom.js";
 import { onEvent } from "./live.js";
 
 export async function start({ root }) {
@@ -46,7 +46,7 @@ export async function start({ root }) {
       "select",
       {
         class: "move",
-        "aria-label": t("board.move", { title: deal.title || `#${deal.id}` }),
+        "aria-label": t("board.move", { title: untrustedString(deal.title, `#${deal.id}`) }),
         onchange: (event) => {
           const stage = stages.find((s) => s.code === event.target.value);
           if (stage) move(deal.id, stage);
@@ -66,11 +66,11 @@ export async function start({ root }) {
           event.dataTransfer.effectAllowed = "move";
         },
       },
-      h("div", { class: "deal-title" }, deal.title || `#${deal.id}`),
+      h("div", { class: "deal-title" }, untrusted(deal.title, `#${deal.id}`)),
       h(
         "div",
         { class: "row small" },
-        deal.contact_id ? h("a", { href: `/contacts/${deal.contact_id}` }, deal.contact_name || t("contact.unnamed")) : null,
+        deal.contact_id ? h("a", { href: `/contacts/${deal.contact_id}` }, untrusted(deal.contact_name, t("contact.unnamed"))) : null,
         h("span", { class: "amount" }, formatMoney(deal.amount, deal.currency)),
       ),
       menu,

@@ -1,7 +1,7 @@
 // The contact card (identities, attribution, deals, tasks, merges) and the contact page.
 
 import { get, post } from "./api.js";
-import { channelLabel, fill, formatMoney, formatWhen, h, localName, t } from "./dom.js";
+import { channelLabel, fill, formatMoney, formatWhen, h, localName, t, untrusted, untrustedString } from "./dom.js";
 import { onEvent } from "./live.js";
 import { renderTimeline } from "./timeline.js";
 
@@ -31,10 +31,10 @@ function touchRows(touch) {
   if (!touch) return [h("p", { class: "muted" }, "—")];
   const rows = [
     h("dt", {}, t("contact.channel")),
-    h("dd", {}, `${channelLabel(touch.channel)} · ${touch.channel_account || ""}`),
+    h("dd", {}, `${channelLabel(touch.channel)} · `, untrusted(touch.channel_account)),
   ];
   for (const key of ATTRIBUTION) {
-    if (touch[key]) rows.push(h("dt", {}, key), h("dd", {}, touch[key]));
+    if (touch[key]) rows.push(h("dt", {}, key), h("dd", {}, untrusted(touch[key])));
   }
   rows.push(h("dt", {}, t("contact.when")), h("dd", {}, formatWhen(touch.occurred_at)));
   return [h("dl", { class: "facts" }, rows)];
@@ -46,7 +46,7 @@ function identityRow(identity) {
     { class: identity.unreachable_at ? "unreachable" : null },
     h("span", { class: "tag" }, t(`identity.${identity.kind}`)),
     " ",
-    h("span", { class: "mono" }, identity.value),
+    h("span", { class: "mono" }, untrusted(identity.value)),
     identity.unreachable_at ? h("span", { class: "muted" }, ` (${t("contact.unreachable")})`) : null,
   );
 }
@@ -54,14 +54,14 @@ function identityRow(identity) {
 export async function contactCard(contact, { onChanged } = {}) {
   const stages = await stageIndex().catch(() => new Map());
   const card = h("div", { class: "contact-card", id: "contact-card", dataset: { contactId: contact.id } });
-  const title = contact.name || t("contact.unnamed");
+  const title = untrusted(contact.name, t("contact.unnamed"));
   card.append(
     h(
       "header",
       { class: "card-head" },
       h("h2", {}, h("a", { href: `/contacts/${contact.id}` }, title)),
-      contact.company ? h("p", { class: "muted" }, contact.company) : null,
-      contact.segment ? h("span", { class: "tag" }, contact.segment) : null,
+      contact.company ? h("p", { class: "muted" }, untrusted(contact.company)) : null,
+      contact.segment ? h("span", { class: "tag" }, untrusted(contact.segment)) : null,
     ),
     section(
       t("contact.identities"),
@@ -85,7 +85,7 @@ export async function contactCard(contact, { onChanged } = {}) {
               return h(
                 "li",
                 {},
-                h("a", { href: `/board?funnel=${encodeURIComponent(where ? where.funnel.code : "")}` }, deal.title || `#${deal.id}`),
+                h("a", { href: `/board?funnel=${encodeURIComponent(where ? where.funnel.code : "")}` }, untrusted(deal.title, `#${deal.id}`)),
                 h(
                   "div",
                   { class: "muted small" },
@@ -110,7 +110,7 @@ export async function contactCard(contact, { onChanged } = {}) {
               h(
                 "li",
                 { class: task.status === "done" ? "done" : null },
-                h("span", {}, task.title),
+                h("span", {}, untrusted(task.title)),
                 h(
                   "div",
                   { class: "muted small" },
@@ -136,7 +136,7 @@ export async function contactCard(contact, { onChanged } = {}) {
               "li",
               {},
               t("contact.merged", { merged: merge.merged_id, survivor: merge.survivor_id }),
-              h("div", { class: "muted small" }, merge.reason || "", " · ", formatWhen(merge.created_at)),
+              h("div", { class: "muted small" }, untrusted(merge.reason), " · ", formatWhen(merge.created_at)),
               merge.undone_at
                 ? h("div", { class: "muted small" }, t("contact.merge_undone", { when: formatWhen(merge.undone_at) }))
                 : h(
@@ -173,7 +173,7 @@ export async function start({ me, root }) {
     const timeline = await get(`/api/v1/contacts/${contactId}/timeline?limit=200`);
     fill(
       historyPane,
-      h("header", { class: "conv-head" }, h("h2", {}, contact.name || t("contact.unnamed"))),
+      h("header", { class: "conv-head" }, h("h2", {}, untrusted(contact.name, t("contact.unnamed")))),
       h(
         "ul",
         { class: "plain conv-links" },
@@ -181,7 +181,7 @@ export async function start({ me, root }) {
           h(
             "li",
             {},
-            h("a", { href: `/inbox?view=all&c=${c.id}` }, `${channelLabel(c.channel)} · ${c.channel_account}`),
+            h("a", { href: `/inbox?view=all&c=${c.id}` }, `${channelLabel(c.channel)} · `, untrusted(c.channel_account)),
             " ",
             h("span", { class: `status status-${c.status}` }, t(`status.${c.status}`)),
           ),
@@ -189,7 +189,7 @@ export async function start({ me, root }) {
       ),
       renderTimeline(timeline.items || [], { contactName: contact.name }),
     );
-    document.title = `${contact.name || t("contact.unnamed")} — omnihub`;
+    document.title = `${untrustedString(contact.name, t("contact.unnamed"))} — omnihub`;
   };
   await load();
   onEvent((event) => {

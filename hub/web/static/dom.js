@@ -41,6 +41,34 @@ function append(el, children) {
   }
 }
 
+// Bidi controls a client may hide in a name: embeddings and overrides (U+202A-U+202E) and
+// isolates (U+2066-U+2069) reorder text; the marks (U+200E, U+200F, U+061C) are invisible.
+const BIDI_REORDERING = /[\u202A-\u202E\u2066-\u2069]/g;
+const BIDI_MARKS = /[\u200E\u200F\u061C]/g;
+const BIDI_CONTROLS = /[\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]/g;
+const spell = (char) => `\u27E8U+${char.codePointAt(0).toString(16).toUpperCase().padStart(4, "0")}\u27E9`;
+const shown = (text) => text.replace(BIDI_REORDERING, spell).replace(BIDI_MARKS, "");
+
+/**
+ * Client-controlled short text (a contact's, company's, manager's or file's name, a title, a
+ * channel account, an identity) as `<bdi dir="auto">`: isolated, so that it cannot reorder
+ * the text around it; a reordering control inside shows as "⟨U+202E⟩" and an invisible mark
+ * is dropped; the tooltip holds the real text with every control spelled as its code point.
+ * Empty text gives `fallback` (UI text, trusted) as it is.
+ */
+export function untrusted(text, fallback = "") {
+  if (text === null || text === undefined || text === "") return fallback;
+  const real = String(text);
+  return h("bdi", { dir: "auto", class: "client", title: real.replace(BIDI_CONTROLS, spell) }, shown(real));
+}
+
+/** The same for places that take a plain string (an option, an aria-label, the tab's
+ * title): the controls shown as by `untrusted`, the whole wrapped in FSI ... PDI. */
+export function untrustedString(text, fallback = "") {
+  if (text === null || text === undefined || text === "") return fallback;
+  return `\u2068${shown(String(text))}\u2069`;
+}
+
 /** Replace an element's children. */
 export function fill(el, ...children) {
   el.replaceChildren();

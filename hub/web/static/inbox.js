@@ -3,7 +3,7 @@
 
 import { ApiError, get, post, query } from "./api.js";
 import { contactCard } from "./contact.js";
-import { channelLabel, debounce, fill, formatWhen, h, t, tabButtons } from "./dom.js";
+import { channelLabel, debounce, fill, formatWhen, h, t, tabButtons, untrusted, untrustedString } from "./dom.js";
 import { onEvent } from "./live.js";
 import { messageItem, renderTimeline } from "./timeline.js";
 
@@ -92,15 +92,15 @@ export async function start({ me, root }) {
         h(
           "div",
           { class: "row" },
-          h("span", { class: "name" }, item.contact_name || t("contact.unnamed")),
+          h("span", { class: "name" }, untrusted(item.contact_name, t("contact.unnamed"))),
           h("time", { datetime: item.last_message_at }, formatWhen(item.last_message_at, { short: true })),
         ),
-        h("div", { class: "snippet" }, item.last_message_text || ""),
+        h("div", { class: "snippet", dir: "auto" }, item.last_message_text || ""),
         h(
           "div",
           { class: "row small" },
           h("span", { class: `tag ch-${item.channel}` }, channelLabel(item.channel)),
-          h("span", { class: "assignee muted" }, item.assignee_name || t("inbox.unassigned")),
+          h("span", { class: "assignee muted" }, untrusted(item.assignee_name, t("inbox.unassigned"))),
           item.status !== "open" ? h("span", { class: `status status-${item.status}` }, t(`status.${item.status}`)) : null,
           item.unread ? h("span", { class: "badge", "aria-label": t("inbox.unread") }, item.unread) : null,
         ),
@@ -234,9 +234,9 @@ export async function start({ me, root }) {
 
   function assigneeName(conversation) {
     if (!conversation.assignee_id) return t("inbox.unassigned");
-    if (conversation.assignee_name) return conversation.assignee_name;
+    if (conversation.assignee_name) return untrusted(conversation.assignee_name);
     const found = state.managers.find((m) => m.id === conversation.assignee_id);
-    return found ? found.name : `#${conversation.assignee_id}`;
+    return found ? untrusted(found.name, `#${conversation.assignee_id}`) : `#${conversation.assignee_id}`;
   }
 
   function managerSelect(conversation) {
@@ -244,7 +244,7 @@ export async function start({ me, root }) {
     return h(
       "select",
       { id: "assign-to", "aria-label": t("conv.assign_to") },
-      choices.map((m) => h("option", { value: m.id }, m.name)),
+      choices.map((m) => h("option", { value: m.id }, untrustedString(m.name, `#${m.id}`))),
     );
   }
 
@@ -284,8 +284,8 @@ export async function start({ me, root }) {
       h(
         "div",
         { class: "row" },
-        h("h2", {}, contact.name || t("contact.unnamed")),
-        h("span", { class: `tag ch-${conversation.channel}` }, `${channelLabel(conversation.channel)} · ${conversation.channel_account || ""}`),
+        h("h2", {}, untrusted(contact.name, t("contact.unnamed"))),
+        h("span", { class: `tag ch-${conversation.channel}` }, `${channelLabel(conversation.channel)} · `, untrusted(conversation.channel_account)),
         h("span", { class: `status status-${conversation.status}`, id: "conv-status" }, t(`status.${conversation.status}`)),
       ),
       h(
@@ -293,7 +293,7 @@ export async function start({ me, root }) {
         { class: "row small" },
         h("span", { id: "conv-assignee" }, t("conv.assignee"), ": ", assigneeName(conversation)),
         conversation.routing_reason
-          ? h("span", { class: "muted routing-reason", id: "routing-reason" }, t("conv.routing_reason"), ": ", conversation.routing_reason)
+          ? h("span", { class: "muted routing-reason", id: "routing-reason" }, t("conv.routing_reason"), ": ", untrusted(conversation.routing_reason))
           : null,
       ),
       actions,
@@ -306,10 +306,10 @@ export async function start({ me, root }) {
     const picker = h(
       "select",
       { id: "reply-account", "aria-label": t("reply.via") },
-      h("option", { value: "" }, `${channelLabel(conversation.channel)} · ${conversation.channel_account || ""}`),
+      h("option", { value: "" }, `${channelLabel(conversation.channel)} · ${untrustedString(conversation.channel_account)}`),
       accounts
         .filter((a) => !(a.channel === conversation.channel && a.channel_account === conversation.channel_account))
-        .map((a) => h("option", { value: a.channel_account, dataset: { channel: a.channel } }, `${channelLabel(a.channel)} · ${a.channel_account}`)),
+        .map((a) => h("option", { value: a.channel_account, dataset: { channel: a.channel } }, `${channelLabel(a.channel)} · ${untrustedString(a.channel_account)}`)),
     );
     const text = h("textarea", {
       id: "reply-text",

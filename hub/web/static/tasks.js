@@ -1,7 +1,7 @@
 // Tasks: mine, overdue, all; open or done; complete with one click.
 
 import { get, post, query } from "./api.js";
-import { debounce, fill, formatWhen, h, t, tabButtons } from "./dom.js";
+import { debounce, fill, formatWhen, h, t, tabButtons, untrusted } from "./dom.js";
 import { onEvent } from "./live.js";
 
 const VIEWS = ["mine", "overdue", "all"];
@@ -44,15 +44,15 @@ export async function start({ me, root }) {
         "div",
         { class: "task-main" },
         h("span", { class: "tag" }, t(`task.kind.${task.kind}`)),
-        h("span", { class: "task-title" }, task.title),
+        h("span", { class: "task-title" }, untrusted(task.title)),
       ),
       h(
         "div",
         { class: "row small muted" },
         task.due_at ? h("time", { datetime: task.due_at }, `${t("task.due")} ${formatWhen(task.due_at)}`) : null,
         overdue ? h("span", { class: "status status-overdue" }, t("task.overdue")) : null,
-        task.contact_id ? h("a", { href: `/contacts/${task.contact_id}` }, task.contact_name || t("task.contact")) : null,
-        task.assignee_name ? h("span", {}, task.assignee_name) : null,
+        task.contact_id ? h("a", { href: `/contacts/${task.contact_id}` }, untrusted(task.contact_name, t("task.contact"))) : null,
+        task.assignee_name ? h("span", {}, untrusted(task.assignee_name)) : null,
       ),
       task.status === "open"
         ? h(

@@ -1,7 +1,7 @@
 // A contact's history across channels. Client text is only ever a text node; sanitized
 // HTML email goes into a sandboxed iframe (no scripts, an opaque origin), never the page.
 
-import { channelLabel, formatSize, formatWhen, h, localUrl, t } from "./dom.js";
+import { channelLabel, formatSize, formatWhen, h, localUrl, t, untrusted } from "./dom.js";
 
 function attachmentList(message) {
   // The HTML body of a mail travels as an attachment: it is shown (sandboxed) above.
@@ -14,12 +14,13 @@ function attachmentList(message) {
     { class: "plain attachments" },
     attachments.map((file) => {
       const url = localUrl(file.url, "/api/v1/");
-      const label = `${file.name || t("message.attachment")} (${formatSize(file.size)})`;
+      const label = [untrusted(file.name, t("message.attachment")), ` (${formatSize(file.size)})`];
+      // The file's name in the save dialog is the one the hub sends, made safe there.
       return h(
         "li",
         {},
         url
-          ? h("a", { href: url, download: file.name || true, rel: "noopener" }, label)
+          ? h("a", { href: url, download: true, rel: "noopener" }, label)
           : h("span", { class: "muted" }, label),
       );
     }),
@@ -36,7 +37,7 @@ function htmlBody(message) {
     loading: "lazy",
   });
   frame.srcdoc = message.html_safe;
-  const text = h("div", { class: "text", hidden: true }, message.text || "");
+  const text = h("div", { class: "text", dir: "auto", hidden: true }, message.text || "");
   const toggle = h(
     "button",
     {
@@ -55,8 +56,8 @@ function htmlBody(message) {
 }
 
 function author(message, contactName) {
-  if (message.direction === "in") return message.author_name || contactName || t("message.client");
-  return message.author_name || (message.author_kind === "system" ? t("message.system") : t("message.manager"));
+  if (message.direction === "in") return untrusted(message.author_name || contactName, t("message.client"));
+  return untrusted(message.author_name, message.author_kind === "system" ? t("message.system") : t("message.manager"));
 }
 
 export function messageItem(message, { conversationId, contactName } = {}) {
@@ -66,7 +67,7 @@ export function messageItem(message, { conversationId, contactName } = {}) {
     "div",
     { class: "meta" },
     h("span", { class: "author" }, author(message, contactName)),
-    h("span", { class: "tag channel" }, kind === "note" ? t("message.note") : `${channelLabel(message.channel)} · ${message.channel_account || ""}`),
+    h("span", { class: "tag channel" }, kind === "note" ? t("message.note") : [`${channelLabel(message.channel)} · `, untrusted(message.channel_account)]),
     h("time", { datetime: message.occurred_at }, formatWhen(message.occurred_at)),
     kind === "out" && message.delivery_status
       ? h(
@@ -76,7 +77,7 @@ export function messageItem(message, { conversationId, contactName } = {}) {
         )
       : null,
   );
-  const body = message.html_safe ? htmlBody(message) : [h("div", { class: "text" }, message.text || "")];
+  const body = message.html_safe ? htmlBody(message) : [h("div", { class: "text", dir: "auto" }, message.text || "")];
   return h(
     "li",
     {
@@ -85,7 +86,7 @@ export function messageItem(message, { conversationId, contactName } = {}) {
     },
     meta,
     ...body,
-    message.delivery_error ? h("div", { class: "error small" }, message.delivery_error) : null,
+    message.delivery_error ? h("div", { class: "error small", dir: "auto" }, message.delivery_error) : null,
     attachmentList(message),
   );
 }

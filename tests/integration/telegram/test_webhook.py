@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -16,6 +19,7 @@ from connectors.telegram.updates import UpdateHandler
 from connectors.telegram.webhook import WebhookReceiver
 from crm_core.contracts import Checkpoint, Edit, IdentityRef, InboundMessage, IngestResult
 from crm_core.enums import Channel
+from tests.integration.raw_http import LATIN1_BYTES, raw_request
 from tests.integration.telegram.conftest import SECRET, TOKEN
 from tests.integration.telegram.fake_bot_api import message, user
 
@@ -65,5 +69,36 @@ async def test_an_update_that_was_not_committed_gets_no_2xx(
         assert answer.status == 503
         assert (await answer.json())["error"] == "unavailable"
         assert core.calls == 1
+    finally:
+        await bot.session.close()
+
+
+async def test_a_secret_header_that_is_not_utf8_is_a_401_and_json_only_is_taken(
+    aiohttp_client: ClientFactory, store: FileStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = BotConfig("salesbot", TOKEN, mode="webhook", secret_token=SECRET)
+    core = DownCore()
+    bot = make_bot(config)
+    try:
+        handler = UpdateHandler(config, bot, core, MediaFetcher(store, 1024))
+        app = web.Application()
+        app.router.add_post(
+            "/hooks/telegram/{bot_key}", WebhookReceiver({"salesbot": handler}).receive
+        )
+        client = await aiohttp_client(app)
+        path = "/hooks/telegram/salesbot"
+        body = json.dumps({"update_id": 6, "message": message(user(1), 1, text="hi")}).encode()
+        json_type = ("Content-Type", b"application/json")
+        hostile = [json_type, ("X-Telegram-Bot-Api-Secret-Token", LATIN1_BYTES)]
+        answer = await raw_request(client, "POST", path, hostile, body)
+        assert (answer.status, answer.json()["error"]) == (401, "unauthorized")
+        plain = [
+            ("Content-Type", b"text/plain"),
+            ("X-Telegram-Bot-Api-Secret-Token", SECRET.encode()),
+        ]
+        answer = await raw_request(client, "POST", path, plain, body)
+        assert (answer.status, answer.json()["error"]) == (415, "unsupported_media_type")
+        assert core.calls == 0
+        assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
         await bot.session.close()

@@ -7,6 +7,7 @@ import base64
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ from crm_core.models import (
 from hub.app import create_app
 from hub.settings import Settings
 from tests.factories import add_managers
+from tests.integration.raw_http import LATIN1_BYTES, raw_request
 from webhooks.signatures import standard_headers
 from webhooks.zadarma import signature as zadarma_signature
 
@@ -702,3 +704,154 @@ async def test_a_standard_webhooks_sender(hub: TestClient[Any, Any], db: Databas
     assert "plan: pro" in lead.text
     late = {**headers, "webhook-timestamp": str(int(time.time()) - 10**6)}
     assert (await hub.post("/hooks/standard/partner", data=body, headers=late)).status == 401
+
+
+# -- hostile header bytes -------------------------------------------------------------------
+
+FORM = ("Content-Type", b"application/x-www-form-urlencoded")
+JSON = ("Content-Type", b"application/json")
+STAMP = ("X-Hook-Timestamp", str(int(NOW.timestamp())).encode())
+HOSTILE_HEADERS = {
+    # source path -> the headers (one of them with bytes that are not UTF-8) and the body
+    "form token": ("/hooks/forms/landing-pg", [JSON, ("X-Hook-Token", LATIN1_BYTES)], b"{}"),
+    "form bearer": (
+        "/hooks/forms/landing-pg",
+        [JSON, ("Authorization", b"Bearer " + LATIN1_BYTES)],
+        b"{}",
+    ),
+    "form hmac": (
+        "/hooks/forms/landing-hmac",
+        [JSON, STAMP, ("X-Hook-Signature", b"sha256=" + LATIN1_BYTES)],
+        b"{}",
+    ),
+    "tilda key": ("/hooks/tilda/tilda-main", [FORM, ("api_key", LATIN1_BYTES)], b"Phone=1"),
+    "meta signature": ("/hooks/meta/meta", [JSON, ("X-Hub-Signature-256", LATIN1_BYTES)], b"{}"),
+    "zadarma signature": (
+        "/hooks/zadarma/zadarma",
+        [FORM, ("Signature", LATIN1_BYTES)],
+        b"event=NOTIFY_START&caller_id=1&called_did=2&call_start=3",
+    ),
+    "standard signature": (
+        "/hooks/standard/partner",
+        [JSON, ("webhook-id", LATIN1_BYTES), STAMP, ("webhook-signature", LATIN1_BYTES)],
+        b"{}",
+    ),
+    "standard timestamp": (
+        "/hooks/standard/partner",
+        [
+            JSON,
+            ("webhook-id", b"m"),
+            ("webhook-timestamp", LATIN1_BYTES),
+            ("webhook-signature", b"v"),
+        ],
+        b"{}",
+    ),
+    "yandex token": ("/hooks/yandex-forms/yaforms", [JSON, ("X-Hook-Token", LATIN1_BYTES)], b"{}"),
+}
+
+
+@pytest.mark.parametrize("case", HOSTILE_HEADERS)
+async def test_secret_headers_with_bytes_that_are_not_utf8_are_a_401(
+    hub: TestClient[Any, Any], db: Database, caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    path, headers, body = HOSTILE_HEADERS[case]
+    before = await _snapshot(db)
+    answer = await raw_request(hub, "POST", path, headers, body)
+    assert answer.status == 401, answer.body
+    assert answer.json()["error"] == "bad_signature"
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert await _snapshot(db) == before
+
+
+async def test_an_idempotency_key_that_is_not_utf8_is_a_400(
+    hub: TestClient[Any, Any], db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = await _snapshot(db)
+    headers = [JSON, ("X-Hook-Token", b"form-token"), ("Idempotency-Key", LATIN1_BYTES)]
+    body = json.dumps({"phone": "+79161234567"}).encode()
+    for path in ("/hooks/forms/landing-pg", "/hooks/yandex-forms/yaforms"):
+        token = b"form-token" if "forms/" in path and "yandex" not in path else b"ya-token"
+        sent = [JSON, ("X-Hook-Token", token), headers[2]]
+        answer = await raw_request(hub, "POST", path, sent, body)
+        assert answer.status == 400, answer.body
+        assert "Idempotency-Key" in answer.json()["message"]
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert await _snapshot(db) == before
+
+
+async def test_a_referer_that_is_not_utf8_is_kept_as_text(
+    hub: TestClient[Any, Any], db: Database, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = [
+        JSON,
+        ("X-Hook-Token", b"form-token"),
+        ("Referer", b"https://x.test/" + LATIN1_BYTES),
+    ]
+    body = json.dumps({"phone": "+79161234567"}).encode()
+    answer = await raw_request(hub, "POST", "/hooks/forms/landing-pg", headers, body)
+    assert answer.status == 200, answer.body
+    lead = await _lead(db, "landing-pg")
+    assert (
+        lead.touch.referrer
+        == "https://x.test/caf\N{REPLACEMENT CHARACTER} \N{REPLACEMENT CHARACTER}"
+    )
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+
+
+# -- media types ----------------------------------------------------------------------------
+
+JSON_SOURCES = {
+    # source path -> a body the source would take as JSON (its secret checks pass or come later)
+    "google": ("/hooks/google-ads/google", GOOGLE_SAMPLE, {}),
+    "vk": (
+        "/hooks/vk/vk-group",
+        {"type": "lead_forms_new", "group_id": 1, "secret": "vk-secret", "object": {}},
+        {},
+    ),
+    "meta": ("/hooks/meta/meta", {"entry": []}, {}),
+    "yandex": (
+        "/hooks/yandex-forms/yaforms",
+        {"name": "A", "email": "a@example.test"},
+        {"X-Hook-Token": "ya-token"},
+    ),
+    "standard": ("/hooks/standard/partner", {"data": {"email": "a@example.test"}}, {}),
+}
+
+
+@pytest.mark.parametrize("case", JSON_SOURCES)
+async def test_json_sources_refuse_other_media_types_with_a_415(
+    hub: TestClient[Any, Any], db: Database, case: str
+) -> None:
+    path, doc, headers = JSON_SOURCES[case]
+    body = json.dumps(doc).encode()
+    before = await _snapshot(db)
+    for media in ("text/plain", "application/x-www-form-urlencoded", None):
+        sent = {**headers, **_signed(path, body), **({"Content-Type": media} if media else {})}
+        answer = await hub.post(path, data=body, headers=sent, skip_auto_headers=["Content-Type"])
+        assert answer.status == 415, (media, await answer.text())
+        assert (await answer.json())["error"] == "unsupported_media_type"
+    assert await _snapshot(db) == before
+
+
+async def test_json_sources_take_json_with_a_charset_or_a_json_suffix(
+    hub: TestClient[Any, Any],
+) -> None:
+    for case, media in [
+        ("google", "application/json; charset=utf-8"),
+        ("yandex", "Application/JSON"),
+        ("standard", "application/cloudevents+json; charset=UTF-8"),
+    ]:
+        path, doc, headers = JSON_SOURCES[case]
+        body = json.dumps(doc).encode()
+        sent = {**headers, **_signed(path, body), "Content-Type": media}
+        answer = await hub.post(path, data=body, headers=sent)
+        assert answer.status == 200, (case, await answer.text())
+
+
+def _signed(path: str, body: bytes) -> dict[str, str]:
+    if path.startswith("/hooks/meta/"):
+        digest = hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
+        return {"X-Hub-Signature-256": f"sha256={digest}"}
+    if path.startswith("/hooks/standard/"):
+        return standard_headers(STANDARD_SECRET, "msg_media", int(NOW.timestamp()), body)
+    return {}

@@ -285,3 +285,86 @@ async def test_admin_api_validates_and_hides_the_secret(
     assert (await off.json())["active"] is False
     assert (await client.get(f"{path}/999", headers=auth)).status == 404
     assert (await client.get(f"{path}/999/deliveries", headers=auth)).status == 404
+
+
+PRIVATE_FORMS = [
+    "http://127.1/h",
+    "http://0x7f000001/h",
+    "http://2130706433/h",
+    "http://0/h",
+    "http://0177.0.0.1/h",
+    "http://127.0.0.1./h",
+    "http://0x7f.1:8080/h",
+    "http://10.1/h",
+    "http://0xa9fea9fe/latest/meta-data",  # 169.254.169.254
+    "http://[::ffff:127.0.0.1]/h",
+    "http://[::ffff:a9fe:a9fe]/h",
+    "http://[::]/h",
+    "http://[0:0:0:0:0:0:0:1]/h",
+    "http://[fe80::1%25eth0]/h",
+    "http://localhost./h",
+    "http://LOCALHOST/h",
+    "http://api.localhost/h",
+    "http://224.0.0.1/h",
+    "http://240.0.0.1/h",
+    "http://255.255.255.255/h",
+    "http://100.64.0.1/h",
+    "http://[ff02::1]/h",
+    "http://[2002:7f00:1::]/h",  # 6to4 of 127.0.0.1
+    "http://\N{CIRCLED DIGIT ONE}27.0.0.1/h",  # IDNA folds it to 127.0.0.1
+]
+
+
+@pytest.mark.parametrize("url", PRIVATE_FORMS)
+async def test_every_form_of_a_private_target_is_refused_at_subscription_time(
+    sqlite_url: str, clock: ManualClock, aiohttp_client: ClientFactory, url: str
+) -> None:
+    db = Database(sqlite_url)
+    try:
+        token = await api_token(db)
+    finally:
+        await db.dispose()
+    client = await aiohttp_client(create_app(Settings(database_url=sqlite_url), clock=clock))
+    auth = {"Authorization": f"Bearer {token}"}
+    path = "/api/v1/webhooks/subscriptions"
+    refused = await client.post(path, json={"url": url, "events": ["*"]}, headers=auth)
+    assert refused.status == 400, await refused.text()
+    body = await refused.json()
+    assert body["errors"][0]["field"] == "url"
+    assert "is not a public address" in body["message"]
+    made = await client.post(
+        path, json={"url": "https://example.test/h", "events": ["*"]}, headers=auth
+    )
+    assert made.status == 201
+    sub = await made.json()
+    patched = await client.patch(f"{path}/{sub['id']}", json={"url": url}, headers=auth)
+    assert patched.status == 400, await patched.text()
+    assert (await patched.json())["errors"][0]["field"] == "url"
+    # The delivery path makes the same decision, before any connection.
+    poster = WebhookPoster()
+    try:
+        result = await poster.deliver(url, SECRET, "msg_1", 1, b"{}")
+    finally:
+        await poster.close()
+    assert (result.status, (result.error or "")[:9]) == (None, "refused: ")
+
+
+async def test_allow_private_targets_takes_them(
+    sqlite_url: str, clock: ManualClock, aiohttp_client: ClientFactory
+) -> None:
+    db = Database(sqlite_url)
+    try:
+        token = await api_token(db)
+    finally:
+        await db.dispose()
+    settings = Settings(
+        database_url=sqlite_url, channels={"webhooks": {"allow_private_targets": True}}
+    )
+    client = await aiohttp_client(create_app(settings, clock=clock))
+    auth = {"Authorization": f"Bearer {token}"}
+    for url in ("http://127.1/h", "http://[::ffff:127.0.0.1]/h", "http://10.0.0.5/h"):
+        made = await client.post(
+            "/api/v1/webhooks/subscriptions", json={"url": url, "events": ["*"]}, headers=auth
+        )
+        assert made.status == 201, await made.text()
+    assert WebhookPoster(allow_private=True).refusal("http://0x7f000001/") is None
