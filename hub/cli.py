@@ -22,7 +22,7 @@ from crm_core.enums import Role
 from crm_core.identities import normalize_email
 from crm_core.journal import Journal
 from crm_core.models import Manager
-from crm_core.people import create_api_token, create_manager
+from crm_core.people import PASSWORD_MIN_LENGTH, create_api_token, create_manager
 from hub import logs
 from hub.app import create_app
 from hub.settings import Settings, SettingsError, load_settings
@@ -116,6 +116,8 @@ def _create_manager(args: argparse.Namespace, settings: Settings) -> int:
             raise SettingsError(f"the environment variable {args.password_env} is empty")
     elif not args.no_password:
         password = getpass.getpass("Password: ")
+    if password is not None and len(password) < PASSWORD_MIN_LENGTH:
+        raise SettingsError(f"the password needs at least {PASSWORD_MIN_LENGTH} characters")
     role = Role(args.role)
 
     def work(session: Session) -> int:

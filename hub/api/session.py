@@ -74,7 +74,7 @@ class Preferences(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _something(self) -> Preferences:
+    def _changes_something(self) -> Preferences:
         if self.locale is None and self.password is None:
             raise ValueError("send locale, or password with current_password")
         return self

@@ -149,6 +149,18 @@ def test_duplicate_manager_is_refused(tmp_path: Path) -> None:
     assert "already exists" in again.stderr
 
 
+def test_a_short_password_is_refused_as_the_api_refuses_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OMNIHUB_TEST_PASSWORD", "too-short")
+    args = ("create-manager", "--email", "a@example.test", "--name", "A")
+    short = _omnihub(tmp_path, *args, "--password-env", "OMNIHUB_TEST_PASSWORD")
+    assert short.returncode == 2
+    assert "at least 10 characters" in short.stderr
+    monkeypatch.setenv("OMNIHUB_TEST_PASSWORD", "long enough now")
+    assert _omnihub(tmp_path, *args, "--password-env", "OMNIHUB_TEST_PASSWORD").returncode == 0
+
+
 def test_a_routing_file_naming_an_unknown_team_stops_the_start(tmp_path: Path) -> None:
     rules = tmp_path / "routing.yaml"
     rules.write_text(

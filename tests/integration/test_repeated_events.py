@@ -4,6 +4,7 @@ and no webhook receiver loses a repeat to deduplication."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -52,6 +53,12 @@ async def test_two_transactions_whose_first_event_has_the_same_key_both_commit(
     assert len(await _event_keys(db, "deal.created")) == 2
 
 
+def _deliver(
+    session: Session, *, message_id: int, status: DeliveryStatus, clock: ManualClock
+) -> None:
+    record_delivery(session, Journal("test", clock.now()), message_id, status)
+
+
 async def test_a_delivery_status_that_repeats_is_announced_each_time(
     db: Database, clock: ManualClock
 ) -> None:
@@ -60,11 +67,7 @@ async def test_a_delivery_status_that_repeats_is_announced_each_time(
     )
     message_id = await _reply(db, clock, first.conversation_id, None)
     for status in (DeliveryStatus.FAILED, DeliveryStatus.SENT, DeliveryStatus.FAILED):
-        await db.write(
-            lambda s, status=status: record_delivery(
-                s, Journal("test", clock.now()), message_id, status
-            )
-        )
+        await db.write(partial(_deliver, message_id=message_id, status=status, clock=clock))
     keys = await _event_keys(db, "message.status_changed")
     assert len(keys) == len(set(keys)) == 3
 
@@ -75,16 +78,15 @@ async def test_a_task_overdue_again_after_a_new_due_time_is_announced_again(
     first = await IngestService(db, clock, IngestPolicy()).ingest(
         inbound(telegram("5"), channel="telegram", account="bot")
     )
-    assert first.task_id is not None
+    task_id = first.task_id
+    assert task_id is not None
     runner = TimerRunner(db, clock, lambda: _ROUTING)
     clock.advance(timedelta(days=1))
     await runner.run_once()
 
     def postpone(session: Session) -> None:
         journal = Journal("test", clock.now())
-        change_task(
-            session, journal, first.task_id, TaskChange(due_at=clock.now() + timedelta(hours=1))
-        )
+        change_task(session, journal, task_id, TaskChange(due_at=clock.now() + timedelta(hours=1)))
         journal.flush(session)
 
     await db.write(postpone)

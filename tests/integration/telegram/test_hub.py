@@ -210,7 +210,9 @@ async def test_webhook_stores_after_commit_and_checks_the_secret(
 
     assert await db.read(funnel) == "webinar"
 
-    bad_json = await client.post(path, data=b"{not json", headers=header)
+    bad_json = await client.post(
+        path, data=b"{not json", headers={**header, "Content-Type": "application/json"}
+    )
     assert bad_json.status == 400
     assert (await bad_json.json())["error"] == "invalid_json"
     not_update = await client.post(path, json={"update_id": "x"}, headers=header)
