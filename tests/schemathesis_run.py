@@ -46,7 +46,7 @@ async def fuzz(
             "--url",
             base,
             "--checks",
-            "not_a_server_error",
+            "all",
             "--max-examples",
             "20",
             "--seed",
