@@ -33,6 +33,7 @@ from webhooks.sources import KINDS, HooksConfig, Source, load_config
 
 __all__ = ["install", "relay_handlers"]
 log = logging.getLogger(__name__)
+URL_CHECKS = ("meta", "zadarma")  # the kinds whose platform checks the URL with a GET
 HOOKS = web.AppKey("hooks_config", HooksConfig)
 GRAPH = web.AppKey("hooks_graph_client", aiohttp.ClientSession)
 
@@ -41,9 +42,10 @@ def install(app: web.Application) -> None:
     """Check the sources (a bad table fails at start, naming the key) and add the routes."""
     app[HOOKS] = load_config(app[SETTINGS].channels.get("webhooks"))
     kinds = "|".join(re.escape(slug) for slug in KINDS)  # not /hooks/telegram/... etc.
-    path = f"/hooks/{{kind:{kinds}}}/{{source}}"
-    app.router.add_get(path, get_hook)
-    app.router.add_post(path, post_hook)
+    app.router.add_post(f"/hooks/{{kind:{kinds}}}/{{source}}", post_hook)
+    # Only these platforms check the URL with a GET; elsewhere a GET is a 405 (Allow: POST).
+    checked = "|".join(re.escape(slug) for slug in URL_CHECKS)
+    app.router.add_get(f"/hooks/{{kind:{checked}}}/{{source}}", get_hook)
     app.router.add_routes(admin.routes)
     app.cleanup_ctx.append(admin.close_poster)
     app.cleanup_ctx.append(_graph_client)
@@ -100,13 +102,12 @@ async def get_hook(request: web.Request) -> web.Response:
     try:
         if source.kind == "meta":
             return _answer(meta.challenge(source, hook))
-        if source.kind == "zadarma" and "zd_echo" in request.query:
-            echo = zadarma.handle(source, hook)
-            if isinstance(echo, Answer):
-                return _answer(echo)
+        echo = zadarma.handle(source, hook) if "zd_echo" in request.query else None
+        if isinstance(echo, Answer):
+            return _answer(echo)
     except HookError as exc:
         raise ApiError(exc.status, exc.error, exc.message) from None
-    raise ApiError(405, "method_not_allowed", "this source takes POST")
+    raise ApiError(400, "invalid_query", "zd_echo: Zadarma's URL check sends it; it is required")
 
 
 async def post_hook(request: web.Request) -> web.Response:

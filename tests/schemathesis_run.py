@@ -1,4 +1,6 @@
-"""Run schemathesis against a live hub: no request it generates may get a 5xx."""
+"""Run schemathesis against a live hub with every check: no request it generates may get a
+5xx, an undocumented status or content type, or a response that breaks its schema; a
+request that breaks the schema must be refused."""
 
 from __future__ import annotations
 
@@ -47,6 +49,10 @@ async def fuzz(
             base,
             "--checks",
             "all",
+            # A schema-valid body the hub refuses for a rule JSON Schema cannot say (the
+            # README's "What schemathesis reports" lists them): not a failure here.
+            "--exclude-checks",
+            "positive_data_acceptance",
             "--max-examples",
             "20",
             "--seed",
@@ -70,7 +76,7 @@ async def fuzz(
             stderr=asyncio.subprocess.STDOUT,
             cwd=folder,
         )
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=120)
+        output, _ = await asyncio.wait_for(process.communicate(), timeout=270)
     finally:
         await runner.cleanup()
     text = output.decode(errors="replace")

@@ -51,8 +51,8 @@ async def _change(
         raise not_found("conversation") from None
     except PermissionError as exc:
         raise ApiError(403, "forbidden", str(exc)) from None
-    except actions.ConversationActionError as exc:
-        raise ApiError(400, "invalid_body", str(exc)) from None
+    except actions.ConversationActionError as exc:  # names a manager that cannot take it
+        raise ApiError(409, "conflict", str(exc)) from None
     request.app[RELAY].wake()
     return web.json_response(result, status=status)
 

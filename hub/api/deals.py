@@ -27,7 +27,7 @@ class StageMove(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
     stage: str = Field(min_length=1, max_length=64)
     lost_reason: str | None = Field(default=None, min_length=1, max_length=500)
-    amount: Decimal | None = Field(default=None, ge=0, max_digits=14, decimal_places=2)
+    amount: Decimal | None = Field(default=None, ge=0, lt=10**12, max_digits=14, decimal_places=2)
 
 
 @routes.post("/api/v1/deals/{id}/stage")

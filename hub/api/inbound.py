@@ -18,8 +18,6 @@ routes = web.RouteTableDef()
 
 @routes.post("/api/v1/inbound")
 async def post_inbound(request: web.Request) -> web.Response:
-    if request.content_type != "application/json":
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     body = await parse_body(request, InboundBody)
     message = body.to_message(request.app[CLOCK].now())
     try:

@@ -41,12 +41,16 @@ def _body(schema: str) -> dict[str, Any]:
     }
 
 
-def _action(summary: str, body: str | None = None, status: str = "200") -> dict[str, Any]:
+def _action(
+    summary: str, body: str | None = None, status: str = "200", conflict: str | None = None
+) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
         "parameters": [_ID],
         "responses": {status: _json("Object", "The conversation."), **_MISSING, **_ERRORS},
     }
+    if conflict is not None:
+        operation["responses"]["409"] = _json("Error", conflict)
     if body is not None:
         operation["requestBody"] = _body(body)
     return operation
@@ -96,7 +100,13 @@ def paths() -> dict[str, Any]:
             "delete": {"summary": "Log out.", "responses": {"204": {"description": "Done."}}},
         },
         "/api/v1/me": {
-            "get": {"summary": "Who is logged in.", "responses": {"200": _json("Me", "Me")}},
+            "get": {
+                "summary": "Who is logged in.",
+                "responses": {
+                    "200": _json("Me", "Me"),
+                    "403": _json("Error", "An integration's token speaks for nobody."),
+                },
+            },
             "patch": {
                 "summary": "Change the interface language, or one's own password.",
                 "requestBody": _body("Preferences"),
@@ -136,7 +146,11 @@ def paths() -> dict[str, Any]:
             "post": _action("An internal note (never sent).", "Note", "201")
         },
         "/api/v1/conversations/{id}/assign": {
-            "post": _action("Assign or transfer to a manager.", "Assignment")
+            "post": _action(
+                "Assign or transfer to a manager.",
+                "Assignment",
+                conflict="No such manager, or not active.",
+            )
         },
         "/api/v1/conversations/{id}/close": {"post": _action("Close the conversation.")},
         "/api/v1/conversations/{id}/reopen": {"post": _action("Reopen the conversation.")},

@@ -55,8 +55,8 @@ async def post_reply(request: web.Request) -> web.Response:
         message_id, target = await request.app[DATABASE].write(work)
     except LookupError:
         raise not_found("conversation") from None
-    except ConversationActionError as exc:
-        raise ApiError(400, "invalid_body", str(exc)) from None
+    except ConversationActionError as exc:  # a channel account we do not have
+        raise ApiError(409, "conflict", str(exc)) from None
     except ReplyError as exc:
         raise ApiError(409, "unreachable", str(exc)) from None
     request.app[RELAY].wake()

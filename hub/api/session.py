@@ -55,7 +55,21 @@ class Login(BaseModel):
 class Preferences(BaseModel):
     """What a manager changes about themselves: the interface language, their password."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={  # what the validators below check, said to the OpenAPI reader
+            "anyOf": [
+                {"required": ["locale"], "properties": {"locale": {"type": "string"}}},
+                {"required": ["password"], "properties": {"password": {"type": "string"}}},
+            ],
+            "if": {"required": ["password"], "properties": {"password": {"type": "string"}}},
+            "then": {
+                "required": ["current_password"],
+                "properties": {"current_password": {"type": "string"}},
+            },
+        },
+    )
     locale: Literal["ru", "en"] | None = None
     password: Password | None = Field(
         default=None,
@@ -84,8 +98,6 @@ class Preferences(BaseModel):
 async def post_session(request: web.Request) -> web.Response:
     if not same_origin(request):  # login CSRF: another site's page logging us in
         raise ApiError(403, "origin", "log in from the hub's own pages")
-    if request.content_type != "application/json":  # what a form cannot send
-        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     login = await parse_body(request, Login)
     app = request.app
     now = app[CLOCK].now()

@@ -82,12 +82,14 @@ def _hook(slug: str) -> dict[str, Any]:
             "security": [],
             "parameters": [
                 _SOURCE,
-                *({"name": q, "in": "query", "schema": {"type": "string"}} for q in query),
+                *(
+                    {"name": q, "in": "query", "schema": {"type": "string"}, "required": True}
+                    for q in query
+                ),
             ],
             "responses": {
                 "200": {"description": "The challenge, echoed as text."},
                 **_HOOK_ERRORS,
-                "405": _error("No check was asked for."),
             },
         }
     return item

@@ -39,6 +39,7 @@ def _schema() -> dict[str, Any]:
     return doc
 
 
+@pytest.mark.timeout(300)  # every check of schemathesis, its stateful phase included
 @pytest.mark.parametrize("role", [Role.HEAD, Role.MANAGER])
 async def test_no_server_errors_with_data(
     sqlite_url: str, clock: ManualClock, tmp_path: Path, role: Role

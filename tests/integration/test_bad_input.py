@@ -26,7 +26,7 @@ NUL = "a\x00b"
 
 def _bodies(world: World) -> list[tuple[str, str, str, dict[str, Any] | None, str]]:
     """(who, method, path, body, field named in the error)"""
-    ann_conversation = world.conversations["ann"]
+    conversation = f"/api/v1/conversations/{world.conversations['ann']}"
     deal = world.deals["ann"]
     task = world.tasks["ann"]
     new = inbound_body(9)
@@ -55,7 +55,13 @@ def _bodies(world: World) -> list[tuple[str, str, str, dict[str, Any] | None, st
             "sender.identities[0].value",
         ),
         ("ann", "POST", f"/api/v1/conversations/{ann_conversation}/notes", {"text": NUL}, "text"),
-        ("ann", "POST", f"/api/v1/conversations/{ann_conversation}/messages", {"text": NUL}, "text"),
+        (
+            "ann",
+            "POST",
+            f"/api/v1/conversations/{ann_conversation}/messages",
+            {"text": NUL},
+            "text",
+        ),
         ("ann", "POST", "/api/v1/tasks", {"title": NUL, "deal_id": deal}, "title"),
         ("ann", "PATCH", f"/api/v1/tasks/{task}", {"title": NUL}, "title"),
         ("ann", "POST", f"/api/v1/deals/{deal}/stage", {"stage": NUL}, "stage"),
@@ -193,4 +199,5 @@ async def test_a_channel_keeps_a_message_with_a_nul_replaced(world: World, db: D
 
     assert await db.read(stored) == ("кластер\ufffd \ufffd?", "Ив\ufffdан")
     again = await service.ingest(message)
-    assert again.duplicate and again.message_id == result.message_id
+    assert again.duplicate
+    assert again.message_id == result.message_id

@@ -6,6 +6,8 @@ import copy
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from crm_core.clock import ManualClock
 from crm_core.db import Database
 from hub.api.openapi import document
@@ -50,6 +52,7 @@ def _schema() -> dict[str, Any]:
     return doc
 
 
+@pytest.mark.timeout(300)  # every check of schemathesis, its stateful phase included
 async def test_no_server_errors(sqlite_url: str, clock: ManualClock, tmp_path: Path) -> None:
     db = Database(sqlite_url)
     try:
