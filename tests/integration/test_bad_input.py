@@ -54,11 +54,11 @@ def _bodies(world: World) -> list[tuple[str, str, str, dict[str, Any] | None, st
             new | {"sender": {"identities": [{"kind": "email", "value": f"x{NUL}@example.com"}]}},
             "sender.identities[0].value",
         ),
-        ("ann", "POST", f"/api/v1/conversations/{ann_conversation}/notes", {"text": NUL}, "text"),
+        ("ann", "POST", f"{conversation}/notes", {"text": NUL}, "text"),
         (
             "ann",
             "POST",
-            f"/api/v1/conversations/{ann_conversation}/messages",
+            f"{conversation}/messages",
             {"text": NUL},
             "text",
         ),
