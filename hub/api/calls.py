@@ -37,6 +37,9 @@ async def post_call(request: web.Request) -> web.Response:
     manager_id = body.manager_id or viewer.manager_id
     if manager_id is None:
         raise ApiError(400, "invalid_body", "manager_id: needed with an integration token")
+    if viewer.is_person and not viewer.can_reassign and manager_id != viewer.manager_id:
+        # A manager calls from their own phone; ringing a colleague's is the head's call.
+        raise ApiError(403, "forbidden", "a manager places calls from their own phone only")
     channel = request.app.get(SIP)
     if channel is None or channel.engine is None or channel.bridge is None:
         raise ApiError(409, "telephony_off", "SIP telephony is not running on this hub")

@@ -16,7 +16,7 @@ from crm_core.journal import Journal
 from crm_core.queries import plain
 from hub.api.auth import VIEWER, person
 from hub.api.bodies import parse_body
-from hub.api.errors import ApiError, not_found
+from hub.api.errors import ApiError, field_error, not_found
 from hub.api.ids import Id, path_id
 from hub.keys import CLOCK, DATABASE, RELAY
 
@@ -52,7 +52,7 @@ async def _change(
     except PermissionError as exc:
         raise ApiError(403, "forbidden", str(exc)) from None
     except actions.ConversationActionError as exc:  # names a manager that cannot take it
-        raise ApiError(409, "conflict", str(exc)) from None
+        raise field_error("manager_id", str(exc)) from None
     request.app[RELAY].wake()
     return web.json_response(result, status=status)
 

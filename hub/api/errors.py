@@ -34,6 +34,16 @@ class ApiError(Exception):
         return self
 
 
+def field_error(field: str, problem: str) -> ApiError:
+    """A 400 that names the body field at fault (a reference to nothing, ...)."""
+    return ApiError(
+        400,
+        "invalid_body",
+        f"{field}: {problem}",
+        errors=[{"field": field, "message": problem}],
+    )
+
+
 def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
 

@@ -41,16 +41,12 @@ def _body(schema: str) -> dict[str, Any]:
     }
 
 
-def _action(
-    summary: str, body: str | None = None, status: str = "200", conflict: str | None = None
-) -> dict[str, Any]:
+def _action(summary: str, body: str | None = None, status: str = "200") -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
         "parameters": [_ID],
         "responses": {status: _json("Object", "The conversation."), **_MISSING, **_ERRORS},
     }
-    if conflict is not None:
-        operation["responses"]["409"] = _json("Error", conflict)
     if body is not None:
         operation["requestBody"] = _body(body)
     return operation
@@ -146,11 +142,7 @@ def paths() -> dict[str, Any]:
             "post": _action("An internal note (never sent).", "Note", "201")
         },
         "/api/v1/conversations/{id}/assign": {
-            "post": _action(
-                "Assign or transfer to a manager.",
-                "Assignment",
-                conflict="No such manager, or not active.",
-            )
+            "post": _action("Assign or transfer to a manager.", "Assignment")
         },
         "/api/v1/conversations/{id}/close": {"post": _action("Close the conversation.")},
         "/api/v1/conversations/{id}/reopen": {"post": _action("Reopen the conversation.")},

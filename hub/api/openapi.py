@@ -222,10 +222,7 @@ def document() -> dict[str, Any]:
                         "responses": {
                             "202": _json("Object", "Queued: message_id and delivery_status."),
                             "404": _json("Error", "No such conversation."),
-                            "409": _json(
-                                "Error",
-                                "No such channel account, or it cannot reach this contact.",
-                            ),
+                            "409": _json("Error", "The channel cannot reach this contact."),
                             **_ERRORS,
                         },
                     }

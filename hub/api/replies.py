@@ -13,7 +13,7 @@ from crm_core.journal import Journal
 from crm_core.replies import ReplyError, queue_reply, take_conversation
 from hub.api.auth import VIEWER, person
 from hub.api.bodies import parse_body
-from hub.api.errors import ApiError, not_found
+from hub.api.errors import ApiError, field_error, not_found
 from hub.api.ids import path_id
 from hub.keys import CLOCK, DATABASE, RELAY
 
@@ -56,7 +56,7 @@ async def post_reply(request: web.Request) -> web.Response:
     except LookupError:
         raise not_found("conversation") from None
     except ConversationActionError as exc:  # a channel account we do not have
-        raise ApiError(409, "conflict", str(exc)) from None
+        raise field_error("channel_account", str(exc)) from None
     except ReplyError as exc:
         raise ApiError(409, "unreachable", str(exc)) from None
     request.app[RELAY].wake()

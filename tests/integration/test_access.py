@@ -339,3 +339,24 @@ async def test_take_answers_404_for_what_the_manager_may_not_see(world: World) -
     missing = await world.client.post("/api/v1/conversations/999999/take", headers=ann)
     assert (foreign.status, missing.status) == (404, 404)
     assert await foreign.json() == await missing.json()
+
+
+async def test_a_manager_rings_only_their_own_phone(world: World) -> None:
+    """Click-to-call rings the named manager's phone first: a manager may not name a
+    colleague (the head of sales may); without SIP the call then fails as 409."""
+    contact = world.contacts["ann"]
+    as_bob = await world.client.post(
+        "/api/v1/calls",
+        json={"contact_id": contact, "manager_id": world.ids["bob"]},
+        headers=world.auth["ann"],
+    )
+    assert as_bob.status == 403, await as_bob.text()
+    own = await world.client.post(
+        "/api/v1/calls", json={"contact_id": contact}, headers=world.auth["ann"]
+    )
+    by_head = await world.client.post(
+        "/api/v1/calls",
+        json={"contact_id": contact, "manager_id": world.ids["bob"]},
+        headers=world.auth["head"],
+    )
+    assert (own.status, by_head.status) == (409, 409)  # telephony is off in this hub

@@ -91,7 +91,7 @@ async def test_body_ids_in_range_that_name_nothing_are_refused(world: World) -> 
         json={"manager_id": IN_RANGE},
         headers=admin,
     )
-    assert str(IN_RANGE) in (await _error(assign, 409))["message"]
+    assert str(IN_RANGE) in (await _error(assign, 400))["message"]
     task = {"title": "Call back", "contact_id": world.contacts["ann"], "assignee_id": IN_RANGE}
     await _error(await client.post("/api/v1/tasks", json=task, headers=admin), 409)
     on_nothing = {"title": "Call back", "contact_id": IN_RANGE}
