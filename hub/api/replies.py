@@ -8,7 +8,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from crm_core.access import sees_conversation
-from crm_core.conversation_actions import ConversationActionError, conversation_on
+from crm_core.conversation_actions import (
+    ConversationActionError,
+    conversation_on,
+    visible_conversation,
+)
 from crm_core.journal import Journal
 from crm_core.replies import ReplyError, queue_reply, take_conversation
 from hub.api.auth import VIEWER, person
@@ -76,10 +80,10 @@ async def post_take(request: web.Request) -> web.Response:
     clock = request.app[CLOCK]
 
     def work(session: Session) -> int | None:
-        if not sees_conversation(session, viewer, conversation_id):
-            # Also when a teammate took it a moment ago: what the viewer may not see
-            # is not found, whatever the reason (the README's promise).
-            raise LookupError(f"conversation {conversation_id} not found")
+        # Locked, then checked: a teammate who took it a moment ago (PostgreSQL re-reads
+        # the row once their lock is gone) leaves it out of the viewer's scope, and what
+        # the viewer may not see is not found, whatever the reason (the README's promise).
+        visible_conversation(session, viewer, conversation_id)
         journal = Journal(viewer.actor, clock.now())
         conversation = take_conversation(session, journal, conversation_id, manager_id)
         journal.flush(session)
