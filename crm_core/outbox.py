@@ -4,17 +4,25 @@ Rows are claimed with a lease (``locked_until``), so several relays (web process
 or arq workers in scaled mode) can share one table; PostgreSQL claims with
 ``FOR UPDATE SKIP LOCKED``. A handler failure schedules a retry with exponential
 backoff and jitter; after ``max_attempts`` the row is marked dead with its error.
+
+The lease is renewed while its batch is being sent (every third of ``lease``), so a
+slow receiver never lets another relay take over an item that is still in flight.
+The lease's ``locked_until`` is also the claim's token: renewing it and recording an
+outcome are conditional on the row still holding it, so a relay that lost its claim
+(stalled past its lease, then taken over) neither sends what it has not started nor
+marks what another relay now owns.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import bindparam, or_, select, update
@@ -29,7 +37,10 @@ log = logging.getLogger(__name__)
 
 _DELIVERED = (
     update(tables.outbox)
-    .where(tables.outbox.c.id.in_(bindparam("ids", expanding=True)))
+    .where(
+        tables.outbox.c.id.in_(bindparam("ids", expanding=True)),
+        tables.outbox.c.locked_until == bindparam("lease"),
+    )
     .values(
         attempts=tables.outbox.c.attempts + 1,
         status=OutboxStatus.DELIVERED.value,
@@ -40,7 +51,10 @@ _DELIVERED = (
 )
 _RECORD = (
     update(tables.outbox)
-    .where(tables.outbox.c.id == bindparam("row_id"))
+    .where(
+        tables.outbox.c.id == bindparam("row_id"),
+        tables.outbox.c.locked_until == bindparam("lease"),
+    )
     .values(
         attempts=bindparam("attempts"),
         status=bindparam("status"),
@@ -52,18 +66,50 @@ _RECORD = (
 )
 
 
-def _record(session: Session, outcomes: list[dict[str, Any]]) -> None:
-    """Deliveries in one statement; failures (rare) one row each."""
+def _record(session: Session, outcomes: list[dict[str, Any]], lease: datetime) -> None:
+    """Deliveries in one statement; failures (rare) one row each; only rows still ours."""
     connection = session.connection()
     delivered = [o for o in outcomes if o["status"] == OutboxStatus.DELIVERED.value]
     if delivered:
         connection.execute(
             _DELIVERED,
-            {"ids": [o["row_id"] for o in delivered], "now": delivered[0]["delivered_at"]},
+            {
+                "ids": sorted(o["row_id"] for o in delivered),
+                "now": delivered[0]["delivered_at"],
+                "lease": lease,
+            },
         )
     failed = [o for o in outcomes if o["status"] != OutboxStatus.DELIVERED.value]
     if failed:
-        connection.execute(_RECORD, failed)
+        connection.execute(_RECORD, [{**o, "lease": lease} for o in failed])
+
+
+def _renew(session: Session, ids: list[int], lease: datetime, until: datetime) -> set[int]:
+    """Move the lease of the rows still held by ``lease`` to ``until``; the ids kept."""
+    outbox = tables.outbox
+    kept = session.connection().execute(
+        update(outbox)
+        .where(
+            outbox.c.id.in_(ids),
+            outbox.c.locked_until == lease,
+            outbox.c.status == OutboxStatus.PENDING.value,
+        )
+        .values(locked_until=until)
+        .returning(outbox.c.id)
+    )
+    return {row[0] for row in kept}
+
+
+class _Lease:
+    """One claimed batch: until when it is held, and which of its rows still are."""
+
+    def __init__(self, until: datetime, ids: set[int]) -> None:
+        self.until = until
+        self.held = ids
+        self.done = asyncio.Event()
+
+    def holds(self, item_id: int, now: datetime) -> bool:
+        return item_id in self.held and now < self.until
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,9 +186,12 @@ class OutboxRelay:
 
     async def run_once(self) -> int:
         """Claim one batch of due rows, try each, record every outcome; returns the count."""
-        items = await self._db.write(self._claim)
+        until = self._clock.now() + self._policy.lease
+        items = await self._db.write(lambda session: self._claim(session, until))
         if not items:
             return 0
+        lease = _Lease(until, {item.id for item in items})
+        renewing = asyncio.create_task(self._renew_while_sending(lease))
         # A few lanes take the items in id order: no task per item, and handlers that
         # never wait (the in-process event bus) see the events in the order they happened.
         queue = iter(items)
@@ -150,15 +199,50 @@ class OutboxRelay:
 
         async def lane() -> None:
             for item in queue:
+                if not lease.holds(item.id, self._clock.now()):
+                    # The claim ran out: another relay may have this row; leave it to them.
+                    log.warning("outbox %s (%s): lease lost, not sent", item.id, item.topic)
+                    continue
                 outcomes.append(self._outcome(item, await self._deliver(item)))
 
-        await asyncio.gather(*(lane() for _ in range(min(self._policy.concurrency, len(items)))))
-        await self._db.write(lambda session: _record(session, outcomes))
+        try:
+            lanes = min(self._policy.concurrency, len(items))
+            await asyncio.gather(*(lane() for _ in range(lanes)))
+        finally:
+            # Stop renewing before recording (never two writers on these rows at once);
+            # a renewal under way is let finish, so that ``lease.until`` is what was stored.
+            lease.done.set()
+            await asyncio.wait([renewing])
+        held = [o for o in outcomes if o["row_id"] in lease.held]
+        await self._db.write(lambda session: _record(session, held, lease.until))
         return len(items)
 
-    def _claim(self, session: Session) -> list[OutboxItem]:
+    async def _renew_while_sending(self, lease: _Lease) -> None:
+        interval = self._policy.lease.total_seconds() / 3
+        while not lease.done.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(lease.done.wait(), interval)
+                return
+            ids = sorted(lease.held)
+            until = self._clock.now() + self._policy.lease
+            try:
+                renew = functools.partial(_renew, ids=ids, lease=lease.until, until=until)
+                kept = await self._db.write(renew)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox lease renewal failed; retrying")
+                continue
+            lost = lease.held - kept
+            if lost:
+                log.warning("outbox lease lost on %d rows: %s", len(lost), sorted(lost)[:20])
+            lease.held, lease.until = kept, until
+
+    def _claim(self, session: Session, until: datetime | None = None) -> list[OutboxItem]:
         """Lease up to a batch of due rows in one statement (SKIP LOCKED on PostgreSQL)."""
         now = self._clock.now()
+        if until is None:
+            until = now + self._policy.lease
         outbox = tables.outbox
         due = (
             select(outbox.c.id)
@@ -175,7 +259,7 @@ class OutboxRelay:
         claimed = session.connection().execute(
             update(outbox)
             .where(outbox.c.id.in_(due.scalar_subquery()))
-            .values(locked_until=now + self._policy.lease)
+            .values(locked_until=until)
             .returning(
                 outbox.c.id,
                 outbox.c.topic,

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -420,11 +420,37 @@ class WebhookDispatcher:
             raise WebhookDeliveryError(outcome.error or f"HTTP {outcome.status}")
 
     def _log(self, session: Session, attempt: dict[str, Any]) -> bool:
-        """Log the attempt and keep the subscription's failure streak; True when disabled."""
+        """Keep the subscription's failure streak and log the attempt; True when disabled.
+
+        The streak moves in one atomic UPDATE, taken before the log row is inserted: the
+        subscription row is this transaction's only lock, so there is no read-then-lock
+        (the log row's foreign key takes a share lock that a later FOR UPDATE would have
+        to upgrade: two deliveries doing that at once deadlock) and no lost increment.
+        """
         now: datetime = attempt["now"]
+        subscription_id = attempt["subscription_id"]
+        disabled = False
+        if attempt["ok"]:
+            found = session.execute(
+                _STREAK.values(failure_count=0, last_success_at=now).where(
+                    WebhookSubscription.id == subscription_id
+                ),
+                execution_options={"synchronize_session": False},
+            ).first()
+        else:
+            found = session.execute(
+                _STREAK.values(
+                    failure_count=WebhookSubscription.failure_count + 1, last_failure_at=now
+                ).where(WebhookSubscription.id == subscription_id),
+                execution_options={"synchronize_session": False},
+            ).first()
+            if found is not None and found.active and found.failure_count >= self._disable_after:
+                disabled = self._disable(session, subscription_id, found.failure_count, attempt)
+        if found is None:
+            return False  # the subscription is gone: nothing to log against
         session.add(
             WebhookDelivery(
-                subscription_id=attempt["subscription_id"],
+                subscription_id=subscription_id,
                 webhook_id=attempt["webhook_id"],
                 event=attempt["event"],
                 attempt=attempt["attempt"],
@@ -435,32 +461,40 @@ class WebhookDispatcher:
                 duration_ms=attempt["elapsed"],
             )
         )
-        sub = session.get(WebhookSubscription, attempt["subscription_id"], with_for_update=True)
-        if sub is None:
+        return disabled
+
+    @staticmethod
+    def _disable(
+        session: Session, subscription_id: int, failures: int, attempt: dict[str, Any]
+    ) -> bool:
+        """Turn the subscription off (its row is already locked by this transaction)."""
+        now: datetime = attempt["now"]
+        reason = (
+            f"{failures} failed attempts in a row; last: {attempt['error'] or attempt['status']}"
+        )
+        turned_off = session.execute(
+            update(WebhookSubscription)
+            .where(WebhookSubscription.id == subscription_id, WebhookSubscription.active.is_(True))
+            .values(active=False, disabled_reason=reason[:500], updated_at=now)
+            .returning(WebhookSubscription.id),
+            execution_options={"synchronize_session": False},
+        ).first()
+        if turned_off is None:
             return False
-        if attempt["ok"]:
-            sub.failure_count = 0
-            sub.last_success_at = now
-            return False
-        sub.failure_count += 1
-        sub.last_failure_at = now
-        if sub.active and sub.failure_count >= self._disable_after:
-            sub.active = False
-            sub.disabled_reason = (
-                f"{sub.failure_count} failed attempts in a row; last: "
-                f"{attempt['error'] or attempt['status']}"
-            )[:500]
-            sub.updated_at = now
-            journal = Journal("system:webhooks", now)
-            journal.record(
-                "webhook_subscription.disabled",
-                "webhook_subscription",
-                sub.id,
-                {"failure_count": sub.failure_count},
-            )
-            journal.flush(session)
-            return True
-        return False
+        journal = Journal("system:webhooks", now)
+        journal.record(
+            "webhook_subscription.disabled",
+            "webhook_subscription",
+            subscription_id,
+            {"failure_count": failures},
+        )
+        journal.flush(session)
+        return True
+
+
+_STREAK = update(WebhookSubscription).returning(
+    WebhookSubscription.failure_count, WebhookSubscription.active
+)
 
 
 def _endpoint(session: Session, subscription_id: int) -> _Endpoint | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -146,3 +147,59 @@ async def test_json_columns_keep_what_a_fast_encoder_refuses(
     await db.write(work)
     (row,) = await _rows(db)
     assert row.payload == {"huge": 10**30, "7": "keyed by an int", "text": "Привет"}
+
+
+async def test_a_relay_that_lost_its_lease_neither_sends_nor_records(
+    db: Database, clock: ManualClock
+) -> None:
+    # Relay A stalls on its first row past the lease; relay B takes both rows over.
+    release, stalling = asyncio.Event(), asyncio.Event()
+    sent: list[tuple[str, int]] = []
+
+    async def stalled(item: OutboxItem) -> None:
+        sent.append(("a", item.id))
+        stalling.set()
+        await release.wait()
+        raise ConnectionError("too late")
+
+    async def quick(item: OutboxItem) -> None:
+        sent.append(("b", item.id))
+
+    slow = OutboxRelay(db, clock, {"webhook.": stalled}, RelayPolicy(concurrency=1))
+    fast = OutboxRelay(db, clock, {"webhook.": quick})
+    await _enqueue(db, clock, "webhook.a", "webhook.b")
+    first, second = (row.id for row in await _rows(db))
+    stuck = asyncio.create_task(slow.run_once())
+    await stalling.wait()
+    clock.advance(timedelta(minutes=2))
+    assert await fast.run_once() == 2
+    release.set()
+    assert await stuck == 2
+    assert sent == [("a", first), ("b", first), ("b", second)]  # A did not send the second
+    rows = await _rows(db)
+    assert [(r.status, r.attempts, r.last_error) for r in rows] == [("delivered", 1, None)] * 2
+
+
+async def test_the_lease_is_renewed_while_its_row_is_being_sent(
+    db: Database, clock: ManualClock
+) -> None:
+    release = asyncio.Event()
+    started = asyncio.Event()
+
+    async def slow(item: OutboxItem) -> None:
+        started.set()
+        await release.wait()
+
+    lease = timedelta(seconds=0.3)  # renewed every 0.1 s of real time
+    relay = OutboxRelay(db, clock, {"webhook.": slow}, RelayPolicy(lease=lease))
+    other = OutboxRelay(db, clock, {})
+    await _enqueue(db, clock, "webhook.a")
+    sending = asyncio.create_task(relay.run_once())
+    await started.wait()
+    for _ in range(5):  # the clock passes the first lease several times over
+        clock.advance(timedelta(seconds=0.2))
+        await asyncio.sleep(0.15)
+        assert await db.write(other._claim) == []
+    release.set()
+    assert await sending == 1
+    assert [(r.status, r.attempts) for r in await _rows(db)] == [("delivered", 1)]
