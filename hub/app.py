@@ -19,7 +19,6 @@ from crm_core.ingest import IngestPolicy, IngestService
 from crm_core.journal import EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX
 from crm_core.outbox import OutboxRelay, RelayPolicy
 from crm_core.replies import SEND_TOPIC_PREFIX, SendDispatcher
-from crm_core.routing_store import latest_routing
 from crm_core.timers import TimerRunner
 from hub import email, hooks, live, sip, telegram
 from hub.api import (
@@ -47,11 +46,13 @@ from hub.keys import (
     INGEST,
     RELAY,
     ROUTING,
+    ROUTING_FOLLOWER,
     SENDERS,
     SETTINGS,
     TOKENS,
 )
-from hub.routing_setup import RoutingDocumentError, load_routing
+from hub.routing_follow import RoutingFollower
+from hub.routing_setup import load_routing
 from hub.sessions import LOGIN_LIMITER, LoginLimiter
 from hub.settings import Settings
 from hub.tokens import TokenCache
@@ -87,6 +88,7 @@ def create_app(
     app.cleanup_ctx.append(_services)
     app.cleanup_ctx.append(_outbox_relay)
     app.cleanup_ctx.append(_timers)
+    app.cleanup_ctx.append(_routing_follower)
     app.router.add_get("/healthz", healthz)
     app.router.add_routes(inbound.routes)
     app.router.add_routes(reads.routes)
@@ -139,12 +141,6 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[EVENTS] = events
     app[RELAY] = relay
     routing = app[ROUTING]
-    stored = await db.read(latest_routing)
-    if stored is not None:
-        try:
-            routing.replace(stored, "api")
-        except RoutingDocumentError as exc:
-            log.error("the stored routing is not valid (%s); using %s", exc, routing.source)
     app[INGEST] = IngestService(
         db,
         app[CLOCK],
@@ -153,6 +149,9 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         automation=routing.automation,
         on_commit=relay.wake,
     )
+    follower = RoutingFollower(db, routing, app[INGEST], settings.routing_poll_seconds)
+    await follower.refresh()  # a restarted hub keeps the last version stored
+    app[ROUTING_FOLLOWER] = follower
     app[TOKENS] = TokenCache(db, settings.token_cache_seconds)
     log.info("database: %s (%s)", db.dialect, "embedded" if db.is_sqlite else "server")
     yield
@@ -171,6 +170,13 @@ async def _timers(app: web.Application) -> AsyncIterator[None]:
         app[DATABASE], app[CLOCK], lambda: routing.config, app[SETTINGS].timer_poll_seconds
     )
     task = asyncio.create_task(runner.run_forever(), name="timers")
+    yield
+    await cancel_all([task])
+
+
+async def _routing_follower(app: web.Application) -> AsyncIterator[None]:
+    """Other processes may store a newer routing; follow it (see hub/routing_follow.py)."""
+    task = asyncio.create_task(app[ROUTING_FOLLOWER].run_forever(), name="routing-follower")
     yield
     await cancel_all([task])
 

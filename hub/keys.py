@@ -11,6 +11,7 @@ from crm_core.enums import Channel
 from crm_core.events import EventBus
 from crm_core.ingest import IngestService
 from crm_core.outbox import OutboxRelay
+from hub.routing_follow import RoutingFollower
 from hub.routing_setup import RoutingState
 from hub.settings import Settings
 from hub.tokens import TokenCache
@@ -24,3 +25,4 @@ RELAY = web.AppKey("relay", OutboxRelay)
 TOKENS = web.AppKey("tokens", TokenCache)
 SENDERS = web.AppKey("senders", dict[Channel, ChannelSender])
 ROUTING = web.AppKey("routing", RoutingState)
+ROUTING_FOLLOWER = web.AppKey("routing_follower", RoutingFollower)

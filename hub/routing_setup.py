@@ -34,17 +34,19 @@ class RoutingState:
     automation: Automation
     document: dict[str, Any]
     source: str
+    version: int | None = None  # the stored version in force; None: the file's
 
     def route(self, event: RoutingEvent, candidates: Sequence[Candidate]) -> Decision:
         return route_by(event, candidates, self.config)
 
-    def replace(self, document: dict[str, Any], source: str) -> None:
+    def replace(self, document: dict[str, Any], source: str, version: int | None = None) -> None:
         config, automation = parse(document)
-        self.config, self.automation, self.document, self.source = (
+        self.config, self.automation, self.document, self.source, self.version = (
             config,
             automation,
             document,
             source,
+            version,
         )
 
 

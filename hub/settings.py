@@ -38,6 +38,7 @@ class Settings:
     outbox_poll_seconds: float = 1.0
     token_cache_seconds: float = 10.0
     timer_poll_seconds: float = 5.0
+    routing_poll_seconds: float = 5.0  # how soon a routing stored by another process is followed
     media_dir: str = "omnihub-media"  # files clients send; a channel may name its own
     session_hours: int = 12  # how long an inbox login lasts
     # Secure cookies: browsers still send them to http://localhost and 127.0.0.1; turn off

@@ -6,16 +6,33 @@ import asyncio
 from typing import Any
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_core.models import Base
 
 target_metadata = Base.metadata
+MIGRATION_LOCK_KEY = 0x6F6D6E6968756201  # pg_advisory_lock key: "omnihub" + 1, fixed forever
 
 
 def _run(connection: Any) -> None:
+    """On PostgreSQL, one migrator at a time: hubs starting together wait for the first,
+    then find the schema current (a session-level advisory lock on Alembic's connection)."""
+    if connection.dialect.name != "postgresql":
+        _migrate(connection)
+        return
+    connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+    connection.commit()  # the lock outlives the transaction; Alembic opens its own
+    try:
+        _migrate(connection)
+    finally:
+        connection.rollback()  # a failed migration leaves its transaction aborted
+        connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        connection.commit()
+
+
+def _migrate(connection: Any) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,

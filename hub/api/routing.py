@@ -12,7 +12,7 @@ from crm_core.journal import Journal
 from crm_core.routing_store import store_routing
 from hub.api.auth import VIEWER
 from hub.api.errors import ApiError
-from hub.keys import CLOCK, DATABASE, INGEST, RELAY, ROUTING
+from hub.keys import CLOCK, DATABASE, RELAY, ROUTING, ROUTING_FOLLOWER
 from hub.routing_setup import RoutingDocumentError, parse
 
 routes = web.RouteTableDef()
@@ -47,8 +47,7 @@ async def put_routing(request: web.Request) -> web.Response:
         return version
 
     version = await request.app[DATABASE].write(work)
-    state = request.app[ROUTING]
-    state.replace(document, "api")
-    request.app[INGEST].automation = state.automation
+    # In force here now; other processes follow within routing_poll_seconds.
+    request.app[ROUTING_FOLLOWER].adopt(document, version)
     request.app[RELAY].wake()
-    return web.json_response({"version": version, "source": state.source})
+    return web.json_response({"version": version, "source": request.app[ROUTING].source})
