@@ -20,7 +20,7 @@ from crm_core.journal import EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX
 from crm_core.outbox import OutboxRelay, RelayPolicy
 from crm_core.replies import SEND_TOPIC_PREFIX, SendDispatcher
 from crm_core.timers import TimerRunner
-from hub import email, hooks, live, sip, telegram
+from hub import email, hooks, live, sip
 from hub.api import (
     calls,
     conversations,
@@ -103,7 +103,12 @@ def create_app(
     app.router.add_routes(conversations.routes)
     app.router.add_routes(live.routes)
     app.router.add_routes(people.routes)
-    telegram.install(app)
+    if "telegram" in settings.channels:
+        # aiogram takes seconds to import: only a hub with bots (not every CLI command,
+        # nor a hub without Telegram) pays for it.
+        from hub import telegram
+
+        telegram.install(app)
     hooks.install(app)
     email.install(app)
     sip.install(app)
