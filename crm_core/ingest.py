@@ -16,7 +16,7 @@ from collections.abc import Callable
 from functools import partial
 
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session
 
 from crm_core import channel_state
@@ -38,6 +38,11 @@ __all__ = ["ACTOR", "IngestPolicy", "IngestService", "InvalidInboundError"]
 log = logging.getLogger(__name__)
 _RETRIES = 4
 _FUNNEL_CACHE_SECONDS = 5.0
+_DEADLOCK = "40P01"
+
+
+def _deadlock(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) == _DEADLOCK
 
 
 class IngestService:
@@ -87,6 +92,13 @@ class IngestService:
                 if attempt == _RETRIES:
                     raise
                 log.debug("ingest of %s raced a concurrent writer, retrying", message.external_id)
+                continue
+            except DBAPIError as exc:
+                # A deadlock (a queue that gained a manager while routing locked it,
+                # crm_core.load_locks) rolled the transaction back: run it again.
+                if attempt == _RETRIES or not _deadlock(exc):
+                    raise
+                log.info("ingest of %s met a deadlock, retrying", message.external_id)
                 continue
             self._account_ids[(message.channel.value, message.channel_account)] = account_id
             if not result.duplicate and self._on_commit is not None:

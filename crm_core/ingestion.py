@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -28,9 +29,10 @@ from crm_core.enums import (
 from crm_core.fastsql import Raw
 from crm_core.inbound import ACTOR, IngestPolicy, InvalidInboundError, Router
 from crm_core.journal import Journal
+from crm_core.load_locks import assignment_stamp, decide_locked
 from crm_core.merge import merge_contacts
 from crm_core.replies import ReplyError, queue_reply
-from routing import Decision, RoutingEvent, TaskSpec
+from routing import Candidate, Decision, RoutingEvent, TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -419,8 +421,8 @@ class Ingestion:
         )
 
     def _route(self, contact: _Contact, new_contact: bool) -> tuple[Decision, int | None]:
-        """Ask routing; returns the decision and the database id of its team."""
-        candidates = q.candidates(self.raw)
+        """Ask routing, with the managers it reads locked (:mod:`crm_core.load_locks`);
+        returns the decision and the database id of its team."""
         message = self.message
         a = message.attribution
         event = RoutingEvent(
@@ -437,10 +439,17 @@ class Ingestion:
             returning=not new_contact,
             owner_id=contact.owner_id,
         )
-        decision = self.service.router(event, candidates)
+        router = self.service.router
+
+        def decide(candidates: Sequence[Candidate]) -> tuple[Decision, tuple[int, ...]]:
+            decision = router(event, candidates)
+            return decision, decision.considered
+
+        decision, candidates = decide_locked(self.raw, decide)
         self.decision = decision
         if decision.manager_id is not None:
-            q.MARK_ASSIGNED.execute(self.raw, {"manager": decision.manager_id, "now": self.now})
+            stamp = assignment_stamp(self.now, candidates, decision.considered)
+            q.MARK_ASSIGNED.execute(self.raw, {"manager": decision.manager_id, "now": stamp})
             if contact.owner_id is None:
                 q.SET_OWNER.execute(self.raw, {"contact": contact.id, "owner": decision.manager_id})
         team_id = next((c.team_id for c in candidates if c.team == decision.team), None)

@@ -16,14 +16,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from crm_core import ingest_sql as q
 from crm_core import tables as t
 from crm_core.clock import Clock
 from crm_core.conversation_actions import announce_reassigned, move_open_tasks
@@ -31,10 +30,11 @@ from crm_core.db import Database
 from crm_core.enums import ConversationStatus, TaskKind, TaskStatus
 from crm_core.fastsql import Prepared, Raw
 from crm_core.journal import Journal
+from crm_core.load_locks import assignment_stamp, decide_locked
 from crm_core.models import Conversation, Manager, Task, Timer
 from crm_core.people import head_of_sales
 from crm_core.tasks import create_task
-from routing import RoutingConfig, redirect
+from routing import Candidate, RoutingConfig, redirect
 from routing.queues import pick
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,12 @@ class TimerRunner:
         if team is None:
             return f"team {timer.team!r} is no longer configured"
         raw = Raw.of(session)
-        following = redirect(team, conversation.assignee_id, q.candidates(raw))
+        current = conversation.assignee_id
+
+        def decide(candidates: Sequence[Candidate]) -> tuple[int | None, tuple[int, ...]]:
+            return redirect(team, current, candidates), team.queue(candidates)
+
+        following, candidates = decide_locked(raw, decide)
         # Try again after the same timeout, whoever has it then.
         schedule(
             raw,
@@ -183,8 +188,9 @@ class TimerRunner:
             f"redirected: manager {previous} did not answer within {timer.minutes} min"
         )
         move_open_tasks(session, conversation.id, previous, following)
+        stamp = assignment_stamp(journal.now, candidates, team.queue(candidates))
         session.execute(
-            update(Manager).where(Manager.id == following).values(last_assigned_at=journal.now)
+            update(Manager).where(Manager.id == following).values(last_assigned_at=stamp)
         )
         session.flush()
         announce_reassigned(journal, conversation, previous, f"{conversation.id}:{timer.id}")
@@ -203,8 +209,14 @@ class TimerRunner:
             opening = team.hours.next_opening(journal.now)
             schedule(raw, QUEUE, conversation.id, None, team.name, 0, journal.now, due_at=opening)
             return "still closed"
-        candidates = q.candidates(raw)
-        chosen, offered = pick(team.mode, team.queue(candidates), candidates)
+
+        def decide(
+            candidates: Sequence[Candidate],
+        ) -> tuple[tuple[int | None, tuple[int, ...]], tuple[int, ...]]:
+            queue = team.queue(candidates)
+            return pick(team.mode, queue, candidates), queue
+
+        (chosen, offered), candidates = decide_locked(raw, decide)
         if chosen is None and offered:
             return f"offered to all {len(offered)} available"
         if chosen is None:
@@ -213,9 +225,8 @@ class TimerRunner:
         conversation.assignee_id = chosen
         conversation.routing_reason = f"taken from the queue of team {team.name!r}"
         move_open_tasks(session, conversation.id, None, chosen)
-        session.execute(
-            update(Manager).where(Manager.id == chosen).values(last_assigned_at=journal.now)
-        )
+        stamp = assignment_stamp(journal.now, candidates, team.queue(candidates))
+        session.execute(update(Manager).where(Manager.id == chosen).values(last_assigned_at=stamp))
         if team.redirect_after_minutes:
             schedule(
                 raw,

@@ -59,7 +59,12 @@ class RoutingConfig:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Where the event goes and why; ``manager_id`` None with ``waiting`` means queued."""
+    """Where the event goes and why; ``manager_id`` None with ``waiting`` means queued.
+
+    ``considered`` lists, in id order, the managers whose load and last assignment the
+    decision depended on (the team's queue, and the client's own manager): a caller that
+    decides under concurrency locks exactly these before it reads them (DESIGN.md rule 8).
+    """
 
     rule: str
     team: str
@@ -75,6 +80,7 @@ class Decision:
     opens_at: str | None = None
     redirect_after_minutes: int | None = None
     sla_minutes: int | None = None
+    considered: tuple[int, ...] = ()
 
 
 def route(event: RoutingEvent, candidates: Sequence[Candidate], config: RoutingConfig) -> Decision:
@@ -95,17 +101,22 @@ def route(event: RoutingEvent, candidates: Sequence[Candidate], config: RoutingC
                 auto_reply=out.template if out.action == "auto_reply" else rule.auto_reply,
                 opens_at=opening.isoformat() if opening else None,
             )
+    queue = team.queue(candidates)
+    considered = set(queue)
+    if event.owner_id is not None and _sticks(event, team):
+        considered.add(event.owner_id)
+    read = tuple(sorted(considered))
     own = _own_manager(event, team, candidates)
     if own is not None:
-        return _decision(rule, team, own, (own,), "returning client, own manager")
-    manager, offered = pick(team.mode, team.queue(candidates), candidates)
+        return _decision(rule, team, own, (own,), "returning client, own manager", considered=read)
+    manager, offered = pick(team.mode, queue, candidates)
     if manager is None and not offered:
         how = "nobody available, waiting in queue"
     elif manager is None:
         how = f"offered to all {len(offered)} available"
     else:
         how = team.mode.value
-    return _decision(rule, team, manager, offered, how)
+    return _decision(rule, team, manager, offered, how, considered=read)
 
 
 def _decision(
@@ -117,6 +128,7 @@ def _decision(
     *,
     auto_reply: str | None = None,
     opens_at: str | None = None,
+    considered: tuple[int, ...] = (),
 ) -> Decision:
     return Decision(
         rule=rule.name,
@@ -133,6 +145,7 @@ def _decision(
         opens_at=opens_at,
         redirect_after_minutes=team.redirect_after_minutes,
         sla_minutes=team.first_response_sla_minutes,
+        considered=considered,
     )
 
 
@@ -161,8 +174,13 @@ def everyone(mode: QueueMode = QueueMode.EVENLY) -> RoutingConfig:
     return RoutingConfig({team.name: team}, (Rule("default", team.name),))
 
 
+def _sticks(event: RoutingEvent, team: Team) -> bool:
+    """Whether the client's own manager comes first (their load is then read too)."""
+    return team.sticky and event.returning and event.owner_id is not None
+
+
 def _own_manager(event: RoutingEvent, team: Team, candidates: Sequence[Candidate]) -> int | None:
-    if not (team.sticky and event.returning and event.owner_id is not None):
+    if not _sticks(event, team):
         return None
     for candidate in candidates:
         if candidate.manager_id == event.owner_id and candidate.has_room:
