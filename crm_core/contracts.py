@@ -25,22 +25,30 @@ class IdentityRef:
 
 @dataclass(frozen=True, slots=True)
 class Attachment:
-    """Metadata of a file the client sent; the bytes live in the attachment store."""
+    """Metadata of a file the client sent; the bytes live in the attachment store.
+
+    ``failure`` says why the bytes are not stored (a file the channel could not hand over);
+    it is written to the stored JSON only when set, so older rows read the same.
+    """
 
     name: str
     content_type: str
     size: int
     storage_key: str | None = None
     url: str | None = None
+    failure: str | None = None
 
     def as_json(self) -> dict[str, str | int | None]:
-        return {
+        shown: dict[str, str | int | None] = {
             "name": self.name,
             "content_type": self.content_type,
             "size": self.size,
             "storage_key": self.storage_key,
             "url": self.url,
         }
+        if self.failure is not None:
+            shown["failure"] = self.failure
+        return shown
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,12 @@ log = logging.getLogger(__name__)
 
 
 class MediaDownloadError(Exception):
-    """A file could not be fetched now (network); the update is not confirmed, and comes again."""
+    """A file could not be fetched; the message is kept with the attachment marked failed."""
+
+    def __init__(self, reason: str, *, temporary: bool) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.temporary = temporary  # a 5xx, a timeout or a broken connection; may heal
 
 
 class FileTooLargeError(Exception):
@@ -42,18 +47,27 @@ class MediaFetcher:
         self.max_bytes = max_bytes
 
     async def fetch(self, bot: Bot, ref: FileRef) -> Attachment:
-        """The stored attachment; one over the limit (or gone) is kept as metadata only."""
+        """The stored attachment; one that cannot be fetched is kept as metadata with the
+        reason, so that the message (and the rest of the batch) is stored at once."""
         try:
             data = await self._download(bot, ref)
         except FileTooLargeError:
             log.info("file %s is over %d bytes; kept as a reference", ref.name, self.max_bytes)
-            return Attachment(ref.name, ref.content_type, ref.size or 0)
+            return self._failed(ref, f"the file is over the {self.max_bytes}-byte limit")
         except TelegramAPIError as exc:
             # e.g. "file is too big" from the public Bot API, or a file that expired
-            log.warning("cannot fetch file %s: %s", ref.name, redact(str(exc), bot.token))
-            return Attachment(ref.name, ref.content_type, ref.size or 0)
+            reason = redact(f"getFile failed: {exc}", bot.token)
+            log.warning("cannot fetch file %s: %s", ref.name, reason)
+            return self._failed(ref, reason)
+        except MediaDownloadError as exc:
+            log.warning("cannot fetch file %s: %s", ref.name, exc.reason)
+            return self._failed(ref, exc.reason)
         key = await self.store.put(data, "telegram")
         return Attachment(ref.name, ref.content_type, len(data), storage_key=key)
+
+    @staticmethod
+    def _failed(ref: FileRef, reason: str) -> Attachment:
+        return Attachment(ref.name, ref.content_type, ref.size or 0, failure=reason)
 
     async def _download(self, bot: Bot, ref: FileRef) -> bytes:
         if ref.size is not None and ref.size > self.max_bytes:
@@ -72,8 +86,11 @@ class MediaFetcher:
                 if total > self.max_bytes:
                     raise FileTooLargeError(ref.name)
                 chunks.append(chunk)
+        except aiohttp.ClientResponseError as exc:
+            # the download URL carries the token: name the status only, do not chain
+            reason = f"download failed: HTTP {exc.status} {exc.message}".rstrip()
+            raise MediaDownloadError(reason, temporary=exc.status >= 500) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
-            # the download URL carries the token: do not chain the original error
-            reason = redact(f"{type(exc).__name__}: {exc}", bot.token)
-            raise MediaDownloadError(f"cannot download {ref.name}: {reason}") from None
+            reason = redact(f"download failed: {type(exc).__name__}: {exc}", bot.token)
+            raise MediaDownloadError(reason, temporary=True) from None
         return b"".join(chunks)

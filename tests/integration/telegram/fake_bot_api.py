@@ -45,7 +45,8 @@ class BotState:
     get_updates_calls: int = 0
     confirmed_offset: int = 0
     calls: list[str] = field(default_factory=list)
-    broken_downloads: set[str] = field(default_factory=set)
+    broken_downloads: set[str] = field(default_factory=set)  # answer 502
+    gone_downloads: set[str] = field(default_factory=set)  # answer 404
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(_FIRST_UPDATE_ID))
     _message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -223,6 +224,8 @@ class FakeBotApi:
             return web.Response(status=401)
         if request.match_info["path"] in state.broken_downloads:
             return web.Response(status=502)
+        if request.match_info["path"] in state.gone_downloads:
+            return web.Response(status=404)
         for path, data in state.files.values():
             if path == request.match_info["path"]:
                 return web.Response(body=data)

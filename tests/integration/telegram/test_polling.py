@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session
 
 from connectors.store import FileStore
 from connectors.telegram.config import StartLink
-from connectors.telegram.media import MediaDownloadError
 from connectors.telegram.polling import Poller
 from connectors.telegram.updates import UpdateHandler
 from crm_core.contracts import (
@@ -128,7 +127,7 @@ async def test_a_file_over_the_limit_is_kept_as_metadata(
     assert "getFile" in tg.calls
 
 
-async def test_a_failed_download_leaves_the_update_unconfirmed(
+async def test_a_download_that_fails_on_5xx_is_stored_as_failed_and_confirmed(
     tg: BotState, handler: UpdateHandler, db: Database
 ) -> None:
     tg.add_file("doc-9", b"contract", "documents/contract.pdf")
@@ -136,15 +135,48 @@ async def test_a_failed_download_leaves_the_update_unconfirmed(
     doc = {"file_id": "doc-9", "file_unique_id": "d9", "file_name": "contract.pdf"}
     tg.push({"message": message(user(1003), 1, document=doc)})
     poller = Poller(handler)
-    with pytest.raises(MediaDownloadError) as caught:
-        await poller.poll_once()
-    assert TOKEN not in str(caught.value)
-    assert await count_rows(db, Message) == 0
-    assert len(tg.pending()) == 1
-    tg.broken_downloads.clear()  # the network is back: the same update comes again
     await _drain(poller)
     [stored] = await _messages(db)
-    assert stored.attachments[0]["storage_key"] is not None
+    [attachment] = stored.attachments
+    assert attachment["storage_key"] is None
+    assert attachment["failure"] == "download failed: HTTP 502 Bad Gateway"
+    assert TOKEN not in str(stored.attachments)
+    assert tg.pending() == []
+
+
+async def test_a_file_gone_404_does_not_stall_the_other_clients_of_the_bot(
+    tg: BotState, handler: UpdateHandler, db: Database
+) -> None:
+    tg.add_file("doc-gone", b"expired", "documents/gone.pdf")
+    tg.gone_downloads.add("documents/gone.pdf")
+    doc = {"file_id": "doc-gone", "file_unique_id": "dg", "file_name": "gone.pdf"}
+    tg.push({"message": message(user(2001), 1, text="Добрый день")})
+    tg.push({"message": message(user(2002), 1, document=doc, caption="Договор")})
+    last = tg.push({"message": message(user(2003), 1, text="Есть вопрос")})
+    slept: list[float] = []
+
+    async def no_sleep(delay: float) -> None:
+        slept.append(delay)
+
+    poller = Poller(handler, sleep=no_sleep)
+    assert await poller.poll_once() == 3  # one round, no exception, no backoff
+    assert poller.offset == last + 1
+    stored = await _messages(db)
+    assert {m.external_id for m in stored} == {"2001:1", "2002:1", "2003:1"}
+    assert len(stored) == 3
+    [failed] = next(m for m in stored if m.external_id == "2002:1").attachments
+    assert failed["name"] == "gone.pdf"
+    assert failed["storage_key"] is None
+    assert failed["failure"] == "download failed: HTTP 404 Not Found"
+    assert await poller.poll_once() == 0
+    assert tg.pending() == []
+    assert tg.calls.count("getFile") == 1  # a 4xx is not tried again
+    assert slept == []
+
+    tg.confirmed_offset = 0  # the same batch delivered again (a crash before confirming)
+    await _drain(Poller(handler, sleep=no_sleep))
+    assert await count_rows(db, Message) == 3
+    assert await count_rows(db, Contact) == 3
 
 
 class PowerCutError(Exception):

@@ -5,23 +5,29 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
+from aiogram import Bot
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from sqlalchemy import select
 
 from connectors.store import FileStore
 from connectors.telegram.client import make_bot
 from connectors.telegram.config import BotConfig
 from connectors.telegram.media import MediaFetcher
 from connectors.telegram.updates import UpdateHandler
-from connectors.telegram.webhook import WebhookReceiver
+from connectors.telegram.webhook import SECRET_HEADER, WebhookReceiver
 from crm_core.contracts import Checkpoint, Edit, IdentityRef, InboundMessage, IngestResult
+from crm_core.db import Database
 from crm_core.enums import Channel
+from crm_core.ingest import IngestService
+from crm_core.models import Message
 from tests.integration.raw_http import LATIN1_BYTES, raw_request
 from tests.integration.telegram.conftest import SECRET, TOKEN
-from tests.integration.telegram.fake_bot_api import message, user
+from tests.integration.telegram.fake_bot_api import BotState, message, user
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 
@@ -102,3 +108,31 @@ async def test_a_secret_header_that_is_not_utf8_is_a_401_and_json_only_is_taken(
         assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
     finally:
         await bot.session.close()
+
+
+async def test_an_update_whose_file_is_gone_is_stored_and_acknowledged(
+    aiohttp_client: ClientFactory,
+    bot_config: BotConfig,
+    bot: Bot,
+    ingest: IngestService,
+    store: FileStore,
+    tg: BotState,
+    db: Database,
+) -> None:
+    config = replace(bot_config, mode="webhook", secret_token=SECRET)
+    handler = UpdateHandler(config, bot, ingest, MediaFetcher(store, 1024))
+    app = web.Application()
+    app.router.add_post("/hooks/telegram/{bot_key}", WebhookReceiver({"salesbot": handler}).receive)
+    client = await aiohttp_client(app)
+    tg.add_file("doc-gone", b"expired", "documents/gone.pdf")
+    tg.gone_downloads.add("documents/gone.pdf")
+    doc = {"file_id": "doc-gone", "file_unique_id": "dg", "file_name": "gone.pdf"}
+    update = {"update_id": 7, "message": message(user(3001), 1, document=doc)}
+    for _ in range(2):  # Telegram sending it again is a no-op
+        answer = await client.post(
+            "/hooks/telegram/salesbot", json=update, headers={SECRET_HEADER: SECRET}
+        )
+        assert answer.status == 200
+    [stored] = await db.read(lambda s: list(s.scalars(select(Message))))
+    assert stored.attachments[0]["storage_key"] is None
+    assert stored.attachments[0]["failure"] == "download failed: HTTP 404 Not Found"
