@@ -16,6 +16,7 @@ from pydantic import BaseModel, ValidationError
 
 from crm_core.text import first_problem
 from hub.api.errors import ApiError
+from webhooks.common import is_json  # the one reading of "a JSON body", for hooks and API
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -34,12 +35,6 @@ async def parse_body(request: web.Request, model: type[Model]) -> Model:
     if b"\\u0000" in raw:  # the only way a NUL gets into JSON text
         refuse_unstorable(body.model_dump(mode="json"))
     return body
-
-
-def is_json(content_type: str) -> bool:
-    return content_type == "application/json" or (
-        content_type.startswith("application/") and content_type.endswith("+json")
-    )
 
 
 # A JSON number with a fraction or an exponent: JSON Schema's "integer" takes 425.0 and
