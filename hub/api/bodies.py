@@ -15,7 +15,7 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
 from crm_core.text import first_problem
-from hub.api.errors import ApiError
+from hub.api.errors import ApiError, field_error
 from webhooks.common import is_json  # the one reading of "a JSON body", for hooks and API
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -33,7 +33,7 @@ async def parse_body(request: web.Request, model: type[Model]) -> Model:
     except ValidationError as exc:
         raise invalid_body(exc) from None
     if b"\\u0000" in raw:  # the only way a NUL gets into JSON text
-        refuse_unstorable(body.model_dump(mode="json"))
+        _refuse_unstorable(body.model_dump(mode="json"))
     return body
 
 
@@ -60,17 +60,11 @@ def _integral(value: Any) -> Any:
     return value
 
 
-def refuse_unstorable(document: object, where: str = "") -> None:
+def _refuse_unstorable(document: object) -> None:
     """A 400 naming the first field whose text the databases cannot store."""
-    found = first_problem(document, where)
+    found = first_problem(document)
     if found is not None:
-        field, problem = found
-        raise ApiError(
-            400,
-            "invalid_body",
-            f"{field}: {problem}",
-            errors=[{"field": field, "message": problem}],
-        )
+        raise field_error(*found)
 
 
 def invalid_body(exc: ValidationError) -> ApiError:

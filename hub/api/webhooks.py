@@ -116,10 +116,6 @@ class SubscriptionPatch(BaseModel):
         return None if value is None else _check_url(value)
 
 
-async def _body(request: web.Request, model: type[BaseModel]) -> Any:
-    return await parse_body(request, model)
-
-
 async def _write(request: web.Request, work: Callable[[Session, Journal], Any]) -> Any:
     actor = request[VIEWER].actor
     clock = request.app[CLOCK]
@@ -157,7 +153,7 @@ def _public_target(request: web.Request, url: str | None) -> None:
 
 @routes.post("/api/v1/webhooks/subscriptions")
 async def create(request: web.Request) -> web.Response:
-    body: SubscriptionIn = await _body(request, SubscriptionIn)
+    body = await parse_body(request, SubscriptionIn)
     _public_target(request, body.url)
     secret = body.secret or new_secret()
 
@@ -205,7 +201,7 @@ async def get_one(request: web.Request) -> web.Response:
 @routes.patch("/api/v1/webhooks/subscriptions/{id}")
 async def patch(request: web.Request) -> web.Response:
     sub_id = path_id(request)
-    body: SubscriptionPatch = await _body(request, SubscriptionPatch)
+    body = await parse_body(request, SubscriptionPatch)
     _public_target(request, body.url)
 
     def work(session: Session, journal: Journal) -> dict[str, Any]:
