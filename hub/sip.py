@@ -4,6 +4,7 @@ thread, one account per line, calls routed to managers and stored through ingest
 ```toml
 [channels.sip]
 # media_dir = "..."                         # voicemails; default: the hub's media_dir
+# max_calls = 64                            # pjsua call slots, all lines (a call takes 2)
 [[channels.sip.lines]]
 key = "office"
 mode = "register"                            # or "listen" (direct INVITEs on host:port)
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from functools import partial
@@ -89,7 +91,12 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
 
     channel = app[SIP]
     bridge: Bridge[SipEvent] = Bridge(asyncio.get_running_loop())
-    engine = SipEngine(bridge, app[CLOCK].now, log_level=channel.config.log_level)
+    engine = SipEngine(
+        bridge,
+        app[CLOCK].now,
+        log_level=channel.config.log_level,
+        max_calls=channel.config.max_calls,
+    )
     await asyncio.to_thread(engine.start)
     channel.bridge, channel.engine = bridge, engine
     try:
@@ -110,6 +117,8 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
         except LookupError:
             break
         await _handle(app, channel, bridge, engine, event)
+    for spool in engine.spools:  # voicemails are in the store now
+        await asyncio.to_thread(shutil.rmtree, spool, True)
     channel.bridge = channel.engine = None
 
 

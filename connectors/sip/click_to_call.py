@@ -48,6 +48,14 @@ class ClickToCall:
     def finished(self) -> bool:
         return self.posted and self.manager.gone and (self.client is None or self.client.gone)
 
+    @property
+    def slots(self) -> int:
+        """pjsua call slots this call holds, or will need to ring the client."""
+        held = sum(1 for leg in (self.manager, self.client) if leg is not None and leg.live)
+        if self.client is None and self.manager.live:
+            held += 1
+        return held
+
     def release(self) -> None:
         """Drop the legs (on the SIP thread, once both are gone)."""
         self.manager.listener = NOBODY

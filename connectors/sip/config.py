@@ -51,6 +51,9 @@ class SipConfig:
     lines: tuple[LineConfig, ...]
     media_dir: str = ""  # empty: the hub's shared media_dir
     log_level: int = 1
+    # pjsua call slots for all lines together; a call takes two (the client's and the
+    # manager's leg). pjsua caps it at PJSUA_MAX_CALLS, fixed when pjsua2 was built.
+    max_calls: int = 64
 
 
 _FLOATS = ("ring_timeout_seconds", "voicemail_max_seconds", "plan_timeout_seconds")
@@ -66,7 +69,15 @@ def parse_config(table: Mapping[str, Any]) -> SipConfig:
     keys = [line.key for line in parsed]
     if len(set(keys)) != len(keys):
         raise SipConfigError("channels.sip.lines: each line needs its own key")
-    return SipConfig(parsed, str(table.get("media_dir", "")), int(table.get("log_level", 1)))
+    try:
+        max_calls = int(table.get("max_calls", 64))
+    except (TypeError, ValueError) as exc:
+        raise SipConfigError(f"channels.sip.max_calls: {exc}") from None
+    if max_calls < 2:
+        raise SipConfigError("channels.sip.max_calls: at least 2 (one call takes two slots)")
+    return SipConfig(
+        parsed, str(table.get("media_dir", "")), int(table.get("log_level", 1)), max_calls
+    )
 
 
 def _line(spec: Any, where: str) -> LineConfig:

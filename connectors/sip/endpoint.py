@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import gc
 import logging
+import socket
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
+from pathlib import Path
 
 import pjsua2 as pj
 
@@ -28,6 +30,24 @@ class SipStartError(RuntimeError):
     """The user agent could not start (a port in use, a bad address...)."""
 
 
+class _Endpoint(pj.Endpoint):  # type: ignore[misc]
+    """pjsua2's endpoint, telling the engine of the INVITEs pjsua refused on its own."""
+
+    def __init__(self, engine: SipEngine) -> None:
+        super().__init__()
+        self.engine = engine
+
+    def onRejectedIncomingCall(self, prm: pj.OnRejectedIncomingCallParam) -> None:  # noqa: N802
+        try:
+            if prm.callId < 0 and prm.statusCode == _FULL:  # no call slot was free
+                self.engine.rejected(prm.rdata.wholeMsg, prm.localInfo)
+        except Exception:
+            log.exception("SIP rejected call handler failed")
+
+
+_FULL = 486
+
+
 class SipEngine:
     def __init__(
         self,
@@ -36,12 +56,15 @@ class SipEngine:
         *,
         poll_ms: int = 10,
         log_level: int = 1,
+        max_calls: int = 64,
     ) -> None:
         self.bridge = bridge
         self.now = now
         self.poll_ms = poll_ms
         self.log_level = log_level
+        self.max_calls = max_calls  # pjsua's call slots; lowered to what the build allows
         self.lines: dict[str, Line] = {}
+        self.spools: list[Path] = []  # the lines' voicemail folders, removed after the stop
         self._thread: threading.Thread | None = None
         self._ready = threading.Event()
         self._stopping = threading.Event()
@@ -73,9 +96,31 @@ class SipEngine:
     # The SIP thread.
     def open_line(self, config: LineConfig) -> None:
         assert self.endpoint is not None
-        line = Line(self.endpoint, config, self.bridge, self.now)
+        line = Line(self.endpoint, config, self.bridge, self.now, self.room)
+        self.spools.append(line.spool)
         line.open()
         self.lines[config.key] = line
+
+    def room(self) -> int:
+        """Free pjsua call slots (negative: more are wanted than there are)."""
+        return self.max_calls - sum(line.slots_in_use for line in self.lines.values())
+
+    def rejected(self, message: str, callee: str) -> None:
+        """pjsua refused an INVITE itself (all slots taken): the line it was for stores it."""
+        line = self._line_for(message)
+        if line is not None:
+            line.rejected(message, callee)
+
+    def _line_for(self, message: str) -> Line | None:
+        target = message.split("\r\n", 1)[0].split("\n", 1)[0]  # INVITE sip:user@host:port SIP/2.0
+        uri = target.split(" ")[1] if target.count(" ") >= 2 else ""
+        for line in self.lines.values():
+            config = line.config
+            if config.mode == "listen" and f"@{config.host}:{config.port}" in uri:
+                return line
+            if config.mode == "register" and f":{config.user or config.key}@" in uri:
+                return line
+        return next(iter(self.lines.values()), None)
 
     def line(self, key: str) -> Line:
         found = self.lines.get(key)
@@ -127,9 +172,10 @@ class SipEngine:
                 log.exception("SIP line %s: tick failed", line.config.key)
 
     def _create(self) -> pj.Endpoint:
-        endpoint = pj.Endpoint()
+        endpoint = _Endpoint(self)
         endpoint.libCreate()
         config = pj.EpConfig()
+        config.uaConfig.maxCalls = self.max_calls
         config.uaConfig.threadCnt = 0
         config.uaConfig.mainThreadOnly = True
         config.uaConfig.userAgent = "omnihub"
@@ -139,4 +185,68 @@ class SipEngine:
         endpoint.libInit(config)
         endpoint.audDevManager().setNullDev()
         endpoint.libStart()
+        allowed = self._slots(endpoint)
+        if allowed < self.max_calls:
+            log.warning(
+                "SIP: max_calls = %d, but this pjsua2 build holds %d calls at once "
+                "(PJSUA_MAX_CALLS): about %d calls can talk at a time",
+                self.max_calls,
+                allowed,
+                allowed // 2,
+            )
+            self.max_calls = allowed
         return endpoint
+
+    def _slots(self, endpoint: pj.Endpoint) -> int:
+        """How many calls pjsua holds at once: ``max_calls``, unless the build caps it
+        lower (pjsua2 has no getter for PJSUA_MAX_CALLS). Places calls to a loopback
+        socket until pjsua has no slot left; the socket declines them all (603)."""
+        transport = pj.TransportConfig()
+        transport.boundAddress = "127.0.0.1"
+        transport.port = 0
+        transport_id = endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
+        config = pj.AccountConfig()
+        config.idUri = "sip:slots@127.0.0.1"
+        config.sipConfig.transportId = transport_id
+        config.regConfig.registerOnAdd = False
+        account = pj.Account()
+        account.create(config)
+        calls: list[pj.Call] = []
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+            sink.bind(("127.0.0.1", 0))
+            sink.setblocking(False)
+            uri = f"sip:slots@127.0.0.1:{sink.getsockname()[1]}"
+            try:
+                while len(calls) < self.max_calls:
+                    call = pj.Call(account)
+                    call.makeCall(uri, pj.CallOpParam(True))
+                    calls.append(call)
+            except pj.Error:
+                pass
+            deadline = time.monotonic() + 5.0
+            while any(c.isActive() for c in calls) and time.monotonic() < deadline:
+                endpoint.libHandleEvents(self.poll_ms)
+                _decline_all(sink)
+        allowed = len(calls)
+        calls.clear()
+        account.shutdown()
+        endpoint.transportClose(transport_id)
+        return allowed
+
+
+def _decline_all(sink: socket.socket) -> None:
+    """Answer every INVITE waiting on ``sink`` with 603 (the slot probe's far end)."""
+    while True:
+        try:
+            data, peer = sink.recvfrom(65535)
+        except BlockingIOError:
+            return
+        head = data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+        if not head[0].startswith(b"INVITE "):
+            continue
+        keep = (b"via:", b"from:", b"call-id:", b"cseq:")
+        lines = [h for h in head[1:] if h.lower().startswith(keep)]
+        lines += [h + b";tag=probe" for h in head[1:] if h.lower().startswith(b"to:")]
+        sink.sendto(
+            b"\r\n".join([b"SIP/2.0 603 Decline", *lines, b"Content-Length: 0", b"", b""]), peer
+        )

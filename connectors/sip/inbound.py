@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pjsua2 as pj
 
 from connectors.sip.events import CallEnded, CallPlan, Target
-from connectors.sip.legs import NOBODY, Leg
+from connectors.sip.legs import NOBODY, Leg, LineAccount
 from crm_core.enums import CallDisposition, Direction
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
 class InboundCall:
-    def __init__(self, line: Line, account: pj.Account, pj_call_id: int, caller: str) -> None:
+    def __init__(self, line: Line, account: LineAccount, pj_call_id: int, caller: str) -> None:
         self.line = line
         self.account = account
         self.client = Leg(account, self, pj_call_id)
@@ -70,8 +70,23 @@ class InboundCall:
         self.player = None
         self.recorder = None
 
+    @property
+    def slots(self) -> int:
+        """pjsua call slots this call holds, or will need to ring a manager."""
+        held = sum(1 for leg in (self.client, self.manager) if leg is not None and leg.live)
+        may_ring = not self.client.gone and not self.voicemail and self.answered_at is None
+        if may_ring and (self.manager is None or not self.manager.live):
+            held += 1  # the manager's leg it will place
+        return held
+
     def ring(self) -> None:
         self.client.respond(180)
+
+    def refuse(self, code: int, disposition: CallDisposition) -> None:
+        """The line cannot take the call (busy): the caller hears ``code``; stored as it is."""
+        self.deadline = None
+        self.disposition = disposition
+        self.client.respond(code)  # its DISCONNECTED posts the call
 
     def apply(self, plan: CallPlan) -> None:
         if self.client.gone or self.disposition is not None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -22,12 +23,20 @@ import pjsua2 as pj
 from connectors.sip.bridge import Bridge
 from connectors.sip.click_to_call import ClickToCall
 from connectors.sip.config import LineConfig
-from connectors.sip.events import CallPlan, IncomingCall, LineStatus, SipEvent
-from connectors.sip.headers import caller_number
+from connectors.sip.events import CallEnded, CallPlan, IncomingCall, LineStatus, SipEvent
+from connectors.sip.headers import caller_number, header_values
 from connectors.sip.inbound import InboundCall
 from connectors.sip.legs import NOBODY, LineAccount
+from crm_core.enums import CallDisposition, Direction
 
 log = logging.getLogger(__name__)
+_REMEMBERED = 10_000  # Call-IDs of finished calls a line still knows (a late INVITE is refused)
+_REPEAT = 482  # Loop Detected: a request of a call the line already has (RFC 3261 8.2.2.2)
+_FULL = 486  # Busy Here: no call slot left
+
+
+def _no_limit() -> int:
+    return 1 << 30
 
 
 class Line:
@@ -37,12 +46,15 @@ class Line:
         config: LineConfig,
         bridge: Bridge[SipEvent],
         now: Callable[[], datetime],
+        room: Callable[[], int] = _no_limit,
     ) -> None:
         self.endpoint = endpoint
         self.config = config
         self.bridge = bridge
         self.now = now
         self.calls: dict[str, InboundCall | ClickToCall] = {}
+        self.room = room  # free pjsua call slots, all lines together
+        self.finished_ids: OrderedDict[str, None] = OrderedDict()
         self.account: LineAccount | None = None
         self.transport_id: int | None = None
         self.spool = Path(tempfile.mkdtemp(prefix=f"omnihub-sip-{config.key}-"))
@@ -50,6 +62,22 @@ class Line:
     @property
     def busy(self) -> bool:
         return bool(self.calls)
+
+    @property
+    def slots_in_use(self) -> int:
+        """pjsua call slots the calls on this line hold or are about to need."""
+        strays = self.account.slots_in_use if self.account is not None else 0
+        return sum(call.slots for call in self.calls.values()) + strays
+
+    def known(self, call_id: str) -> bool:
+        """A call with this Call-ID is on the line, or was."""
+        return call_id in self.calls or call_id in self.finished_ids
+
+    def _remember(self, call_id: str) -> None:
+        self.finished_ids[call_id] = None
+        self.finished_ids.move_to_end(call_id)
+        while len(self.finished_ids) > _REMEMBERED:
+            self.finished_ids.popitem(last=False)
 
     def open(self) -> None:
         config = self.config
@@ -82,6 +110,7 @@ class Line:
         self.calls.clear()
         if self.account is not None:
             self.account.listener = NOBODY
+            self.account.strays.clear()  # they die here, on the SIP thread
             self.account.shutdown()
             self.account = None
         if self.transport_id is not None:
@@ -101,6 +130,9 @@ class Line:
             if call.finished:
                 del self.calls[key]
                 call.release()
+                self._remember(key)
+        if self.account is not None:
+            self.account.reap()
 
     # From the hub (through the bridge).
     def apply_plan(self, call_id: str, plan: CallPlan) -> bool:
@@ -121,10 +153,46 @@ class Line:
     def incoming(self, account: LineAccount, prm: pj.OnIncomingCallParam) -> None:
         caller = caller_number(prm.rdata.wholeMsg) or "anonymous"
         call = InboundCall(self, account, prm.callId, caller)
+        if self.known(call.call_id):
+            # A late copy of an INVITE (its transaction is over) or a reused Call-ID: it
+            # belongs to the call the line has or had, never to a second one.
+            log.warning(
+                "SIP line %s: INVITE of call %s again: refused", self.config.key, call.call_id
+            )
+            account.adopt(call.client)
+            call.client.respond(_REPEAT)
+            return
         self.calls[call.call_id] = call
+        if self.room() < 0:
+            # No slot for a manager's leg: refused while pjsua still lets the hub see the
+            # call, so the caller is stored as missed (with a call back), never lost.
+            log.warning("SIP line %s: no call slot for %s: busy", self.config.key, call.call_id)
+            call.refuse(_FULL, CallDisposition.MISSED)
+            return
         call.ring()
         self.bridge.post(
             IncomingCall(self.config.key, call.call_id, caller, call.callee, call.started_at)
+        )
+
+    def rejected(self, message: str, callee: str) -> None:
+        """pjsua answered an INVITE 486 itself (every call slot taken): store it as missed."""
+        call_id = header_values(message).get("call-id", "")[:300]
+        if not call_id or self.known(call_id):
+            return  # a retransmission of one already stored
+        self._remember(call_id)
+        moment = self.now()
+        log.warning("SIP line %s: pjsua had no call slot for %s", self.config.key, call_id)
+        self.bridge.post(
+            CallEnded(
+                line=self.config.key,
+                call_id=call_id,
+                caller=caller_number(message) or "anonymous",
+                callee=callee,
+                direction=Direction.INBOUND,
+                started_at=moment,
+                disposition=CallDisposition.MISSED,
+                ended_at=moment,
+            )
         )
 
     def registration(self, code: int, reason: str, active: bool) -> None:

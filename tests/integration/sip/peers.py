@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,19 @@ from connectors.sip import available
 SCENARIOS = Path(__file__).with_name("scenarios")
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 SIPP = shutil.which("sipp")
+
+
+_RESPONSE = re.compile(r"^SIP/2\.0 (\d{3})\b.*?^CSeq:\s*\d+\s+(\w+)", re.MULTILINE | re.DOTALL)
+
+
+def response_codes(messages: str, method: str) -> list[int]:
+    """The status codes of the responses to ``method`` in a SIPp message trace."""
+    codes = []
+    for block in messages.split("message received")[1:]:
+        match = _RESPONSE.search(block.split("-----------------", 1)[0])
+        if match and match.group(2).upper() == method.upper():
+            codes.append(int(match.group(1)))
+    return codes
 
 
 def need_peers() -> None:
@@ -104,6 +118,8 @@ class Sipp:
         caller: str = "89161234567",
         hold_ms: int = 500,
         call_id: str | None = None,
+        keys: dict[str, str] | None = None,
+        calls: int = 1,
     ) -> Sipp:
         args = [
             f"127.0.0.1:{line_port}",
@@ -111,8 +127,12 @@ class Sipp:
             "-s", "office",
             "-key", "caller", caller,
             "-d", str(hold_ms),
-            "-m", "1",
+            "-m", str(calls),
         ]  # fmt: skip
+        for key, value in (keys or {}).items():
+            args += ["-key", key, value]
+        if calls > 1:
+            args += ["-l", str(calls), "-r", str(calls)]  # all at once: concurrent callers
         if call_id is not None:
             args += ["-cid_str", call_id]
         return cls(workdir, name, args)
@@ -135,6 +155,12 @@ class Sipp:
             self.process.wait(5)
         if self.process.stderr is not None:
             self.process.stderr.close()
+
+    def messages(self) -> str:
+        """Every SIP message this SIPp sent or received (``-trace_msg``)."""
+        return "\n".join(
+            path.read_text(errors="replace") for path in sorted(self.workdir.glob("*_messages.log"))
+        )
 
     def log(self) -> str:
         texts = [

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import re
 import socket
 import struct
 import wave
@@ -31,7 +32,7 @@ from crm_core.models import Call, ContactIdentity, Message, Task
 from hub.app import create_app
 from hub.settings import Settings
 from tests.factories import add_managers, api_token, count_rows, inbound, phone
-from tests.integration.sip.peers import Sipp, need_peers, udp_port
+from tests.integration.sip.peers import Sipp, need_peers, response_codes, udp_port
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 pytestmark = pytest.mark.timeout(90)
@@ -256,15 +257,63 @@ async def test_out_of_hours_the_line_takes_a_voicemail(hub_factory: Factory) -> 
 
 async def test_a_repeat_of_the_same_call_id_is_stored_once(hub_factory: Factory) -> None:
     hub, start = await hub_factory()
-    anna = hub.phone("anna", calls=2)
+    anna = hub.phone("anna")
     await start({hub.managers[0]: anna})
-    for attempt in ("first", "second"):
-        await _ok(hub.client(attempt, "caller_answered.xml", call_id="repeat-%u@client.test"))
-        await _calls(hub.db)
+    await _ok(hub.client("first", "caller_answered.xml", call_id="repeat-%u@client.test"))
+    await _calls(hub.db)
     await _ok(anna)
-    await asyncio.sleep(0.3)
+    second = hub.client("second", "caller_answered.xml", call_id="repeat-%u@client.test")
+    assert await second.finish() != 0  # refused: that call is over
+    assert {c for c in response_codes(second.messages(), "INVITE") if c >= 200} == {482}
     assert await count_rows(hub.db, Call) == 1
     assert await count_rows(hub.db, Message) == 1
+
+
+async def test_a_late_copy_of_the_invite_leaves_the_answered_call_alone(
+    hub_factory: Factory,
+) -> None:
+    hub, start = await hub_factory()
+    anna = hub.phone("anna")  # answers one call; a second ring would find nobody
+    await start({hub.managers[0]: anna})
+    client = hub.client("client", "caller_invite_again.xml", hold_ms=300)
+    code = await client.finish()
+    finals = [c for c in response_codes(client.messages(), "INVITE") if c >= 200]
+    assert finals == [200, 482], client.messages()
+    assert code == 0, f"SIPp client exited {code}: {client.log()}"
+    sent = [m for m in client.messages().split("message sent")[1:] if "CSeq: 1 INVITE" in m]
+    branches = {m.split("branch=", 1)[1].split()[0] for m in sent}
+    assert (len(sent), len(branches)) == (2, 1)  # the very same INVITE, twice
+    (call,) = await _calls(hub.db)
+    await _ok(anna)
+    assert (call.disposition, call.manager_id) == ("answered", hub.managers[0])
+    assert call.answered_at is not None
+    assert anna.messages().count("bytes :\n\nINVITE ") == 1  # her phone rang once
+    assert await count_rows(hub.db, Call) == 1
+    assert not [t for t in await _tasks(hub.db) if t.kind == "call_back"]
+
+
+async def test_more_callers_than_slots_are_each_answered_or_called_back(
+    hub_factory: Factory,
+) -> None:
+    hub, start = await hub_factory()
+    anna = hub.phone("anna", calls=6)
+    boris = hub.phone("boris", calls=6)
+    await start({hub.managers[0]: anna, hub.managers[1]: boris})
+    callers = hub.client("callers", "caller_answered.xml", hold_ms=2000, calls=6)
+    await callers.finish()  # the callers the line refused count as SIPp's failed calls
+    sent = set(re.findall(r"^Call-ID: (\S+)", callers.messages(), re.MULTILINE))
+    assert len(sent) == 6
+    rows = await _calls(hub.db, expected=6)
+    assert sorted(c.call_key for c in rows) == sorted(f"sip:{i}" for i in sent)  # none lost
+    answered = [c for c in rows if c.disposition == "answered"]
+    missed = [c for c in rows if c.disposition != "answered"]
+    call_backs = [t for t in await _tasks(hub.db) if t.kind == "call_back"]
+    assert answered, [c.disposition for c in rows]
+    assert {c.disposition for c in missed} <= {"missed", "busy"}
+    assert len(call_backs) == len(missed)  # one call back for each caller nobody took
+    logging.getLogger(__name__).info(
+        "6 callers at once: %d answered, %d called back", len(answered), len(missed)
+    )
 
 
 async def test_garbage_changes_nothing_and_the_line_still_answers(hub_factory: Factory) -> None:
