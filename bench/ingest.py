@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import aiohttp
+import asyncpg
 
 from bench.processes import OMNIHUB, free_port, omnihub, percentile, stop, wait_ready
 
@@ -240,9 +241,40 @@ def start_baseline(stack: contextlib.ExitStack) -> Server:
     return Server(base, "baseline", Workload(random.Random(SEED)))
 
 
-def start_hub(stack: contextlib.ExitStack, tmp: Path, log: TextIO) -> Server:
+@dataclass(frozen=True)
+class Database:
+    """Where the hub under load keeps its data: a SQLite file or a fresh PostgreSQL database."""
+
+    sqlite_path: Path
+    pg_dsn: str | None = None
+
+    @property
+    def url(self) -> str:
+        if self.pg_dsn is None:
+            return f"sqlite:///{self.sqlite_path}"
+        return self.pg_dsn.replace("postgresql://", "postgresql+asyncpg://", 1)
+
+
+def fresh_postgres(stack: contextlib.ExitStack, admin_dsn: str) -> str:
+    """A new, empty database on the PostgreSQL of ``admin_dsn``, dropped at the end."""
+    name = f"omnihub_bench_{os.getpid()}"
+
+    async def run(sql: str) -> None:
+        con = await asyncpg.connect(admin_dsn)
+        try:
+            await con.execute(sql)
+        finally:
+            await con.close()
+
+    asyncio.run(run(f"DROP DATABASE IF EXISTS {name}"))
+    asyncio.run(run(f"CREATE DATABASE {name}"))
+    stack.callback(lambda: asyncio.run(run(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+    return admin_dsn.rsplit("/", 1)[0] + "/" + name
+
+
+def start_hub(stack: contextlib.ExitStack, tmp: Path, log: TextIO, database: Database) -> Server:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIHUB_")}
-    env["OMNIHUB_DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
+    env["OMNIHUB_DATABASE_URL"] = database.url
     for n in range(1, MANAGERS + 1):
         omnihub(
             env, "create-manager", "--email", f"m{n}@bench.test", "--name", f"M{n}", "--no-password"
@@ -282,26 +314,43 @@ def run_rounds(
             print(f"round {n + 1}  " + line(label, stats), flush=True)
 
 
-def check_database(db: Path, outcomes: list[Outcome]) -> list[tuple[str, bool, str]]:
-    con = sqlite3.connect(db)
-    try:
-        stored: dict[str, list[int]] = {}  # inbound external_id -> message ids
-        for ext, message_id in con.execute(
-            "SELECT external_id, id FROM messages WHERE direction = 'in'"
-        ):
-            stored.setdefault(ext, []).append(message_id)
-        merged_into: dict[int, int | None] = dict(
-            con.execute("SELECT id, merged_into_id FROM contacts")
-        )
-        repeated = con.execute(
-            "SELECT kind, value, COUNT(*) FROM contact_identities "
-            "GROUP BY kind, value HAVING COUNT(*) > 1"
-        ).fetchall()
-        phone_owner: dict[str, int] = dict(
-            con.execute("SELECT value, contact_id FROM contact_identities WHERE kind = 'phone'")
-        )
-    finally:
-        con.close()
+QUERIES = {
+    "stored": "SELECT external_id, id FROM messages WHERE direction = 'in'",
+    "merged": "SELECT id, merged_into_id FROM contacts",
+    "repeated": "SELECT kind, value, COUNT(*) FROM contact_identities "
+    "GROUP BY kind, value HAVING COUNT(*) > 1",
+    "phones": "SELECT value, contact_id FROM contact_identities WHERE kind = 'phone'",
+}
+
+
+def read_back(database: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows the checks need, from either database."""
+    if database.pg_dsn is None:
+        con = sqlite3.connect(database.sqlite_path)
+        try:
+            return {name: con.execute(sql).fetchall() for name, sql in QUERIES.items()}
+        finally:
+            con.close()
+    dsn = database.pg_dsn
+
+    async def fetch() -> dict[str, list[tuple[Any, ...]]]:
+        con = await asyncpg.connect(dsn)
+        try:
+            return {name: [tuple(r) for r in await con.fetch(sql)] for name, sql in QUERIES.items()}
+        finally:
+            await con.close()
+
+    return asyncio.run(fetch())
+
+
+def check_database(database: Database, outcomes: list[Outcome]) -> list[tuple[str, bool, str]]:
+    rows = read_back(database)
+    stored: dict[str, list[int]] = {}  # inbound external_id -> message ids
+    for ext, message_id in rows["stored"]:
+        stored.setdefault(ext, []).append(message_id)
+    merged_into: dict[int, int | None] = dict(rows["merged"])
+    repeated = rows["repeated"]
+    phone_owner: dict[str, int] = dict(rows["phones"])
 
     def survivor(contact_id: int) -> int:
         for _ in range(len(merged_into) + 1):
@@ -383,24 +432,34 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="seconds per round")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--warmup", type=float, default=2.0, help="untimed seconds per server")
+    parser.add_argument(
+        "--postgres",
+        metavar="DSN",
+        help="run the hub on a fresh database of this PostgreSQL instead of SQLite "
+        "(e.g. postgresql://postgres@127.0.0.1:5432/postgres)",
+    )
     args = parser.parse_args()
     print(
         f"cpu_count: {os.cpu_count()}   rounds: {args.rounds} x {args.seconds} s per server "
         f"after {args.warmup} s of warm-up   "
-        f"concurrency: {args.concurrency}   python: {sys.version.split()[0]}"
+        f"concurrency: {args.concurrency}   python: {sys.version.split()[0]}   "
+        f"database: {'postgresql' if args.postgres else 'sqlite'}"
     )
     with tempfile.TemporaryDirectory(prefix="omnihub-bench-") as tmp:
         log_path = Path(tmp) / "hub.log"
         try:
             with log_path.open("w") as log, contextlib.ExitStack() as stack:
+                database = Database(Path(tmp) / "bench.sqlite3")
+                if args.postgres:
+                    database = Database(database.sqlite_path, fresh_postgres(stack, args.postgres))
                 baseline = start_baseline(stack)
-                hub = start_hub(stack, Path(tmp), log)
+                hub = start_hub(stack, Path(tmp), log, database)
                 run_rounds(baseline, hub, args.rounds, args.seconds, args.concurrency, args.warmup)
+                checks = check_database(database, hub.load.outcomes)
         except RuntimeError as exc:
             print(f"hub run failed: {exc}\n{tail(log_path)}", file=sys.stderr)
             return 2
         load = hub.load
-        checks = check_database(Path(tmp) / "bench.sqlite3", load.outcomes)
         failures = [o for o in load.outcomes if o.status not in (200, 201)]
         for o in failures[:5]:
             print(f"hub error: {o.status} {o.external_id} ({o.request.kind}): {o.error}")

@@ -108,7 +108,9 @@ class Prepared:
         return cls(statement.returning(table.c.id) if returning_id else statement)
 
     def _for(self, dialect: Dialect) -> _Compiled:
-        compiled = self._compiled.get(dialect.name)
+        # By driver too: asyncpg's statements are numbered ($1), psycopg's positional (%s).
+        key = f"{dialect.name}+{dialect.driver}"
+        compiled = self._compiled.get(key)
         if compiled is None:
             done = self.statement.compile(dialect=dialect)  # type: ignore[attr-defined]
             names = tuple(done.positiontup or ())
@@ -120,7 +122,7 @@ class Prepared:
                 processors=tuple(_processor(b.type, dialect) for b in binds),
                 results=self._result_processors(dialect),
             )
-            self._compiled[dialect.name] = compiled
+            self._compiled[key] = compiled
         return compiled
 
     def _result_processors(self, dialect: Dialect) -> tuple[Processor, ...] | None:
