@@ -15,10 +15,11 @@ from crm_core import ingest_sql as q
 from crm_core import tables as t
 from crm_core import timers
 from crm_core.automation import Automation
-from crm_core.calls import record_call
+from crm_core.calls import WITHHELD, record_call, record_repeat
 from crm_core.contracts import CallRecord, IdentityRef, InboundMessage, IngestResult
 from crm_core.enums import (
     AuthorKind,
+    CallDisposition,
     ConversationStatus,
     DeliveryStatus,
     Direction,
@@ -94,19 +95,27 @@ class Ingestion:
             self._auto_reply(conversation_id, self.decision.auto_reply)
         deal_id, task_id = self._deal(contact, created, conversation_id, assignee_id)
         if self.message.call is not None:
+            call = self._call_with_number(self.message.call)
             call_back_id = record_call(
                 self.session,
                 self.journal,
                 self.service.automation,
-                self._call_with_number(self.message.call),
+                call,
                 account_id=self.account_id,
                 contact_id=contact.id,
                 conversation_id=conversation_id,
                 message_id=message_id,
                 deal_id=deal_id,
                 assignee_id=assignee_id or contact.owner_id,
+                reachable=self._phone() is not None,
             )
             task_id = call_back_id or task_id
+            if call.disposition is CallDisposition.ANSWERED:  # who answered may own it now
+                assignee_id = self.db.execute(
+                    select(t.conversations.c.assignee_id).where(
+                        t.conversations.c.id == conversation_id
+                    )
+                ).scalar()
         self.journal.recorded_and_emitted(
             "message.created",
             "message",
@@ -137,12 +146,15 @@ class Ingestion:
         """The call with the client's number in E.164, as the contact's identity has it
         (a PBX or a SIP trunk sends ``79161234567``, ``8916...`` or ``+7 916 ...``): the
         caller of an incoming call, the callee of an outgoing one."""
-        phone = next((i.value for i in self.identities if i.kind is IdentityKind.PHONE), None)
+        phone = self._phone()
         if phone is None:
             return call
         if call.direction is Direction.INBOUND:
             return replace(call, caller=phone)
         return replace(call, callee=phone)
+
+    def _phone(self) -> str | None:
+        return next((i.value for i in self.identities if i.kind is IdentityKind.PHONE), None)
 
     def _channel_account(self) -> int:
         channel, key = self.message.channel.value, self.message.channel_account
@@ -171,6 +183,9 @@ class Ingestion:
         )
         if row is None:
             return None
+        if self.message.call is not None:  # a later record of the call: answered wins
+            record_repeat(self.session, self.journal, self._call_with_number(self.message.call))
+            self.journal.flush(self.session)
         return IngestResult(
             duplicate=True,
             contact_id=row[2],
@@ -180,6 +195,8 @@ class Ingestion:
         )
 
     def _contact(self) -> tuple[_Contact, bool, tuple[int, ...]]:
+        if not self.identities:  # a call from a withheld number: a record of its own
+            return self._new_contact(), True, ()
         lookup = q.known_identities(len(self.identities))
         params: dict[str, str] = {}
         for n, identity in enumerate(self.identities):
@@ -572,8 +589,11 @@ class Ingestion:
         return code, funnel_id, stage_id
 
     def _task_specs(self) -> tuple[TaskSpec, ...]:
-        if self.message.call is not None and self.message.call.missed:
+        call = self.message.call
+        if call is not None and call.missed:
             return ()  # the call's own call-back task is the first (crm_core.calls)
+        if call is not None and call.disposition is CallDisposition.ANSWERED:
+            return self.decision.tasks if self.decision else ()  # the client was spoken to
         if self.decision is not None and self.decision.tasks:
             return self.decision.tasks
         if any(i.kind is IdentityKind.PHONE for i in self.identities):
@@ -633,5 +653,5 @@ class Ingestion:
             log.info("no auto-reply for conversation %s: %s", conversation_id, exc)
 
     def _deal_title(self, contact: _Contact) -> str:
-        who = contact.name or self.identities[0].value
+        who = contact.name or (self.identities[0].value if self.identities else WITHHELD)
         return f"{who} — {self.message.channel.value}"[:300]

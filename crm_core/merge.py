@@ -1,6 +1,6 @@
 """Merging two contacts into one, and undoing it.
 
-A merge moves the identities, touches, conversations, deals and tasks of the
+A merge moves the identities, touches, conversations, deals, tasks and calls of the
 *merged* contact to the *survivor*, fills the survivor's blank fields, and marks
 the merged contact ``merged_into`` the survivor (it is kept, not deleted). The
 :class:`ContactMerge` row lists every moved id and the fields it changed, so that
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.journal import Journal
 from crm_core.models import (
+    Call,
     Contact,
     ContactIdentity,
     ContactMerge,
@@ -31,6 +32,7 @@ _MOVABLE: dict[str, Any] = {
     "conversations": Conversation,
     "deals": Deal,
     "tasks": Task,
+    "calls": Call,
 }
 _FILLED_FIELDS = ("name", "company", "segment", "owner_id")
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,6 +31,7 @@ from routing import Candidate, RoutingEvent
 
 log = logging.getLogger(__name__)
 _STORE_ATTEMPTS = 5
+WITHHELD_TEXT = "a withheld number"  # "Missed call from a withheld number, 0:00"
 
 
 def e164(number: str, region: str) -> str | None:
@@ -106,14 +109,15 @@ async def store_call(
     number = call.caller if call.direction is Direction.INBOUND else call.callee
     phone = e164(number, region)
     voicemail = await _voicemail(store, call.voicemail_path)
-    if phone is None:
-        log.warning("sip: call %s from %r: no phone number to file it under", call.call_id, number)
+    inbound = call.direction is Direction.INBOUND
+    if phone is None and not inbound:
+        log.warning("sip: call %s to %r: no phone number to file it under", call.call_id, number)
         return
     record = CallRecord(
         line=line.key,
         call_id=call.call_id,
-        caller=phone if call.direction is Direction.INBOUND else call.caller,
-        callee=call.callee if call.direction is Direction.INBOUND else phone,
+        caller=(phone or call.caller) if inbound else call.caller,
+        callee=call.callee if inbound else (phone or call.callee),
         direction=call.direction,
         started_at=call.started_at,
         disposition=call.disposition,
@@ -123,13 +127,15 @@ async def store_call(
         voicemail=voicemail,
         callback_sla=timedelta(minutes=line.callback_sla_minutes),
     )
+    # A caller who withheld the number (``anonymous``, or no number at all) is a record
+    # of its own, with no identity: a manager attaches it to a contact by merging.
     message = InboundMessage(
         channel=Channel.PHONE,
         channel_account=line.key,
         external_id=record.key,
-        identities=(IdentityRef(IdentityKind.PHONE, phone),),
+        identities=() if phone is None else (IdentityRef(IdentityKind.PHONE, phone),),
         occurred_at=call.started_at,
-        text=record.summary(),
+        text=(replace(record, caller=WITHHELD_TEXT) if phone is None else record).summary(),
         attachments=(voicemail,) if voicemail else (),
         raw_ref=record.key,
         call=record,
@@ -155,6 +161,30 @@ async def _voicemail(store: BlobStore, path: str | None) -> Attachment | None:
     except OSError:
         log.warning("sip: the voicemail %s is missing", path)
         return None
+    data = finished_wav(data)
     key = await store.put(data, "voicemail")
     await asyncio.to_thread(file.unlink, True)
     return Attachment("voicemail.wav", "audio/wav", len(data), storage_key=key)
+
+
+def finished_wav(data: bytes) -> bytes:
+    """A WAV whose RIFF and ``data`` sizes say what the file holds. A recorder that was
+    not closed leaves them 0 (players show 0:00, Python's ``wave`` refuses the file);
+    the line waits for pjsua to close it, and this mends what a stop cut short."""
+    if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+        return data
+    fixed = bytearray(data)
+    fixed[4:8] = struct.pack("<I", len(data) - 8)
+    offset = 12
+    while offset + 8 <= len(data):
+        name, size = (
+            data[offset : offset + 4],
+            struct.unpack("<I", data[offset + 4 : offset + 8])[0],
+        )
+        room = len(data) - offset - 8
+        if name == b"data":
+            if size == 0 or size > room:
+                fixed[offset + 4 : offset + 8] = struct.pack("<I", room - room % 2)
+            break
+        offset += 8 + size + size % 2
+    return bytes(fixed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
+import struct
 import time
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _BUSY = {486, 600}
+_CLOSING_SECONDS = 1.0  # how long a voicemail may take to be finished by pjsua
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 
 
@@ -54,6 +56,7 @@ class InboundCall:
         self.player: pj.AudioMediaPlayer | None = None
         self.recorder: pj.AudioMediaRecorder | None = None
         self.recording: Path | None = None
+        self.closing_until: float | None = None  # the recorder is closing its file
         self.bridged = False
         self.posted = False
 
@@ -108,6 +111,8 @@ class InboundCall:
         self.client.respond(480) if self.answered_at is None else self.client.drop()
 
     def tick(self, moment: float) -> None:
+        if self.closing_until is not None and not self.posted:
+            self._post()  # once the voicemail is a finished WAV
         if self.deadline is None or moment < self.deadline:
             return
         self.deadline = None
@@ -210,13 +215,29 @@ class InboundCall:
             self.manager.drop()
         self._post()
 
+    def post_now(self) -> None:
+        """Post the call if it waits for its voicemail to be finished (the line stops)."""
+        if self.closing_until is not None:
+            self.closing_until = 0.0
+            self._post()
+
     def _post(self) -> None:
         if self.posted or not self.client.gone:
             return
-        self.posted = True
-        # Closing the recorder finishes the WAV file before the hub reads it.
         self.player = None
-        self.recorder = None
+        if self.recorder is not None:
+            # Destroying the recorder closes its file, but pjsua writes the WAV's sizes (and
+            # the last buffered audio) when the conference bridge lets go of the port, on
+            # its next clock tick: the call is posted once the file is finished.
+            self.recorder = None
+            self.closing_until = time.monotonic() + _CLOSING_SECONDS
+        if self.closing_until is not None and self.recording is not None:
+            if not _finished_wav(self.recording):
+                if time.monotonic() < self.closing_until:
+                    return  # tick() comes back
+                log.warning("call %s: the voicemail was not finished by pjsua", self.call_id)
+            self.closing_until = None
+        self.posted = True
         self.line.bridge.post(
             CallEnded(
                 line=self.line.config.key,
@@ -234,3 +255,14 @@ class InboundCall:
                 voicemail_path=str(self.recording) if self.recording else None,
             )
         )
+
+
+def _finished_wav(path: Path) -> bool:
+    """pjsua closed the WAV: its RIFF size is the file's (it is 0 while recording)."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(8)
+        size = path.stat().st_size
+    except OSError:
+        return True  # nothing to wait for
+    return len(head) == 8 and struct.unpack("<I", head[4:8])[0] == size - 8

@@ -22,6 +22,7 @@ from hub.keys import DATABASE
 routes = web.RouteTableDef()
 # Shown inline only when harmless; everything else downloads as an opaque file.
 _INLINE = {"image/png", "image/jpeg", "image/gif", "image/webp", "audio/ogg", "audio/mpeg"}
+_INLINE |= {"audio/wav", "audio/x-wav", "audio/wave"}  # voicemails play in the inbox
 _HTML_MAX = 2_000_000
 
 

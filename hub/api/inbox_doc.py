@@ -195,7 +195,8 @@ def paths() -> dict[str, Any]:
         },
         "/api/v1/messages/{id}/attachments/{index}": {
             "get": {
-                "summary": "Download a file a message carries (inert content types).",
+                "summary": "A file a message carries: images and audio (a voicemail's audio/wav) "
+                "inline with their type, anything else as an application/octet-stream download.",
                 "parameters": [
                     _ID,
                     {

@@ -1,10 +1,13 @@
 """Calls through the ingest transaction (SQLite and PostgreSQL): one record per Call-ID,
-a call back for a missed call instead of the default first task, the automation trigger."""
+a call back for a missed call instead of the default first task, the automation trigger;
+an answered call is a first response owned by whoever answered; a withheld number is a
+record of its own; a later record of a call only moves it forward (answered wins)."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from functools import partial
 
 import pytest
 from sqlalchemy import select
@@ -16,7 +19,21 @@ from crm_core.contracts import Attachment, CallRecord, IdentityRef, InboundMessa
 from crm_core.db import Database
 from crm_core.enums import CallDisposition, Channel, Direction, IdentityKind, TaskKind
 from crm_core.ingest import IngestPolicy, IngestService
-from crm_core.models import Call, Deal, Message, Stage, Task
+from crm_core.journal import Journal
+from crm_core.merge import merge_contacts
+from crm_core.models import (
+    Call,
+    Contact,
+    ContactIdentity,
+    Conversation,
+    Deal,
+    Message,
+    Stage,
+    Task,
+    Timer,
+)
+from crm_core.timers import TimerRunner
+from routing import RoutingConfig, load_config, route
 from tests.factories import WHEN, add_managers, count_rows, emitted, inbound, phone
 
 
@@ -32,6 +49,7 @@ def call_message(
     caller: str = "+79161234567",
     manager_id: int | None = None,
     voicemail: Attachment | None = None,
+    withheld: bool = False,
 ) -> InboundMessage:
     answered = WHEN + timedelta(seconds=5) if disposition is CallDisposition.ANSWERED else None
     record = CallRecord(
@@ -51,7 +69,7 @@ def call_message(
         channel=Channel.PHONE,
         channel_account="office",
         external_id=record.key,
-        identities=(IdentityRef(IdentityKind.PHONE, caller),),
+        identities=() if withheld else (IdentityRef(IdentityKind.PHONE, caller),),
         occurred_at=WHEN,
         text=record.summary(),
         attachments=(voicemail,) if voicemail else (),
@@ -164,3 +182,169 @@ def test_summary_reads_well() -> None:
     outgoing = replace(record, direction=Direction.OUTBOUND, callee="+79160000000")
     assert outgoing.summary() == "Outgoing call to +79160000000, 1:05 (answered)"
     assert not outgoing.missed
+
+
+def _sales(members: list[int]) -> RoutingConfig:
+    return load_config(
+        {
+            "teams": {
+                "Sales": {
+                    "members": members,
+                    "mode": "strictly",
+                    "redirect_after_minutes": 1,
+                    "first_response_sla_minutes": 1,
+                }
+            },
+            "rules": [{"name": "default", "team": "Sales"}],
+        }
+    )
+
+
+def _routed(db: Database, clock: ManualClock, config: RoutingConfig) -> IngestService:
+    return IngestService(db, clock, IngestPolicy(), router=partial(route, config=config))
+
+
+async def _conversation(db: Database, conversation_id: int) -> Conversation:
+    found = await db.read(lambda s: s.get(Conversation, conversation_id))
+    assert found is not None
+    return found
+
+
+async def test_an_answered_call_is_the_first_response_and_leaves_no_call_back(
+    db: Database, clock: ManualClock
+) -> None:
+    anna, boris = await add_managers(db, 2)
+    config = _sales([anna, boris])
+    service = _routed(db, clock, config)
+    result = await service.ingest(
+        call_message("talk@host", CallDisposition.ANSWERED, manager_id=anna)
+    )
+    conversation = await _conversation(db, result.conversation_id)
+    assert conversation.first_response_at == WHEN + timedelta(seconds=5)  # when anna picked up
+    assert result.deal_created
+    assert [t.kind for t in await _tasks(db)] == []  # no "call the client back"
+    clock.advance(timedelta(minutes=5))  # past the redirect and the SLA
+    runner = TimerRunner(db, clock, lambda: config)
+    await runner.run_once()
+    conversation = await _conversation(db, result.conversation_id)
+    assert (conversation.assignee_id, conversation.sla_breached_at) == (anna, None)
+    timers = await db.read(lambda s: list(s.scalars(select(Timer))))
+    assert {t.kind for t in timers} == {"redirect", "first_response_sla"}
+    assert {t.outcome for t in timers} == {"answered in time"}  # none acted, none pending
+    assert not await emitted(db, "conversation.sla_breached")
+    assert not await emitted(db, "conversation.reassigned")
+    assert await count_rows(db, Task) == 0  # nor a breach task for the head of sales
+
+
+async def test_the_manager_who_answers_owns_the_conversation_deal_and_tasks(
+    db: Database, clock: ManualClock
+) -> None:
+    anna, boris = await add_managers(db, 2)
+    config = load_config(
+        {
+            "teams": {"Sales": {"members": [anna, boris], "mode": "strictly"}},
+            "rules": [
+                {
+                    "name": "default",
+                    "team": "Sales",
+                    "tasks": [{"kind": "meeting", "title": "Schedule the consultation"}],
+                }
+            ],
+        }
+    )
+    service = _routed(db, clock, config)
+    # Routing gives the call to anna; her phone rings out and boris answers.
+    result = await service.ingest(
+        call_message("boris@host", CallDisposition.ANSWERED, manager_id=boris)
+    )
+    assert result.assignee_id == boris
+    conversation = await _conversation(db, result.conversation_id)
+    assert conversation.assignee_id == boris
+    assert "answered" in (conversation.routing_reason or "")
+    deal = await db.read(lambda s: s.get(Deal, result.deal_id))
+    assert deal is not None
+    assert deal.owner_id == boris
+    tasks = await _tasks(db)
+    assert [(t.kind, t.assignee_id) for t in tasks] == [("meeting", boris)]  # the rule's task
+    contact = await db.read(lambda s: s.get(Contact, result.contact_id))
+    assert contact is not None
+    assert contact.owner_id == boris
+    (moved,) = await emitted(db, "conversation.reassigned")
+    assert (moved["from_manager_id"], moved["assignee_id"]) == (anna, boris)
+    row = await db.read(lambda s: s.scalars(select(Call)).one())
+    assert row.manager_id == boris
+    assert anna != boris
+
+
+async def test_a_withheld_number_leaves_a_record_a_manager_can_merge(
+    db: Database, clock: ManualClock
+) -> None:
+    (anna,) = await add_managers(db, 1)
+    service = _routed(db, clock, _sales([anna]))
+    known = await service.ingest(inbound(phone("+79161234567")))
+    first = await service.ingest(
+        call_message("anon1@host", CallDisposition.MISSED, caller="anonymous", withheld=True)
+    )
+    second = await service.ingest(
+        call_message("anon2@host", CallDisposition.MISSED, caller="anonymous", withheld=True)
+    )
+    assert first.contact_created
+    assert second.contact_created
+    assert len({known.contact_id, first.contact_id, second.contact_id}) == 3  # one each
+    assert first.assignee_id == anna  # in a manager's inbox, like any call
+    identities = await db.read(lambda s: list(s.scalars(select(ContactIdentity.contact_id))))
+    assert identities == [known.contact_id]  # nothing to dial: no identity
+    texts = await db.read(
+        lambda s: list(s.scalars(select(Message.text).where(Message.id == first.message_id)))
+    )
+    assert texts == ["Missed call from anonymous, 0:00"]
+    calls = await db.read(lambda s: list(s.scalars(select(Call).order_by(Call.id))))
+    assert [(c.caller, c.disposition) for c in calls] == [("anonymous", "missed")] * 2
+    assert not [t for t in await _tasks(db) if t.kind == "call_back"]  # no number to call
+    assert len(await emitted(db, "call.missed")) == 2
+
+    def merge(session: Session) -> None:
+        journal = Journal("test", clock.now())
+        merge_contacts(session, known.contact_id, first.contact_id, "it was him", journal)
+        journal.flush(session)
+
+    await db.write(merge)
+    moved = await db.read(
+        lambda s: s.scalars(select(Call).where(Call.call_key == "sip:anon1@host")).one()
+    )
+    assert moved.contact_id == known.contact_id
+    conversation = await _conversation(db, first.conversation_id)
+    assert conversation.contact_id == known.contact_id
+
+
+@pytest.mark.parametrize("order", ["missed first", "answered first"])
+async def test_answered_wins_whatever_order_the_records_of_a_call_come_in(
+    db: Database, clock: ManualClock, order: str
+) -> None:
+    anna, boris = await add_managers(db, 2)
+    service = _routed(db, clock, _sales([anna, boris]))
+    missed = call_message("late@host", CallDisposition.MISSED, manager_id=anna)
+    answered = call_message("late@host", CallDisposition.ANSWERED, manager_id=boris)
+    records = [missed, answered] if order == "missed first" else [answered, missed]
+    first = await service.ingest(records[0])
+    clock.advance(timedelta(seconds=30))
+    again = await service.ingest(records[1])
+    assert again.duplicate
+    assert again.message_id == first.message_id
+    row = await db.read(lambda s: s.scalars(select(Call)).one())
+    assert (row.disposition, row.manager_id, row.duration_seconds) == ("answered", boris, 65)
+    assert row.answered_at == WHEN + timedelta(seconds=5)
+    text = await db.read(lambda s: s.scalars(select(Message.text)).one())
+    assert text == "Answered call from +79161234567, 1:05"
+    conversation = await _conversation(db, first.conversation_id)
+    assert conversation.first_response_at == WHEN + timedelta(seconds=5)
+    assert conversation.assignee_id == boris
+    open_call_backs = [t for t in await _tasks(db) if t.kind == "call_back" and t.status == "open"]
+    assert open_call_backs == []
+    assert not [t for t in await _tasks(db) if t.status == "open" and t.assignee_id == anna]
+    assert await count_rows(db, Call) == 1
+    assert await count_rows(db, Message) == 1
+    # A third record, missed again, changes nothing.
+    await service.ingest(missed)
+    row = await db.read(lambda s: s.scalars(select(Call)).one())
+    assert row.disposition == "answered"

@@ -3,6 +3,9 @@
 
 import { channelLabel, formatSize, formatWhen, h, localUrl, t, untrusted } from "./dom.js";
 
+// The audio types the hub serves inline (hub/api/inbox.py): shown with a player.
+const PLAYABLE = new Set(["audio/wav", "audio/x-wav", "audio/wave", "audio/ogg", "audio/mpeg"]);
+
 function attachmentList(message) {
   // The HTML body of a mail travels as an attachment: it is shown (sandboxed) above.
   const attachments = (message.attachments || []).filter(
@@ -22,6 +25,10 @@ function attachmentList(message) {
         url
           ? h("a", { href: url, download: true, rel: "noopener" }, label)
           : h("span", { class: "muted" }, label),
+        // A voicemail (or any audio the hub serves inline) plays right here.
+        url && PLAYABLE.has(file.content_type)
+          ? h("audio", { class: "voicemail", controls: true, preload: "none", src: url })
+          : null,
       );
     }),
   );

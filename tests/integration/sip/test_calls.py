@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from crm_core.clock import ManualClock
 from crm_core.db import Database
 from crm_core.ingest import IngestPolicy, IngestService
-from crm_core.models import Call, ContactIdentity, Message, Task
+from crm_core.models import Call, Contact, ContactIdentity, Conversation, Deal, Message, Task
 from hub.app import create_app
 from hub.settings import Settings
 from tests.factories import add_managers, api_token, count_rows, inbound, phone
@@ -68,6 +68,36 @@ def _routing(tmp_path: Path, members: list[int], open_now: bool) -> Path:
     path = tmp_path / "routing.yaml"
     path.write_text(text)
     return path
+
+
+def _speech(folder: Path, seconds: float) -> Path:
+    """``seconds`` of a 440 Hz tone as an 8 kHz mu-law WAV (what SIPp's rtp_stream plays)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = (
+        int(12000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(int(8000 * seconds))
+    )
+    data = bytes(_ulaw(sample) for sample in samples)
+    fmt = struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8)  # WAVE_FORMAT_MULAW, mono, 8 bit
+    body = (
+        b"WAVE"
+        + b"fmt "
+        + struct.pack("<I", len(fmt))
+        + fmt
+        + b"data"
+        + struct.pack("<I", len(data))
+        + data
+    )
+    path = folder / "speech.wav"
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+    return path
+
+
+def _ulaw(sample: int) -> int:
+    sign = 0x80 if sample < 0 else 0
+    magnitude = min(abs(sample), 32635) + 0x84
+    exponent = max(0, magnitude.bit_length() - 8)
+    mantissa = (magnitude >> (exponent + 3)) & 0x0F
+    return ~(sign | (exponent << 4) | mantissa) & 0xFF
 
 
 def _greeting(path: Path) -> Path:
@@ -369,3 +399,84 @@ async def test_click_to_call_rings_the_manager_then_the_client(hub_factory: Fact
     assert [c["call_key"] for c in (await listed.json())["items"]] == [key]
     nobody = await api.post("/api/v1/calls", json={"contact_id": lead.contact_id}, headers=headers)
     assert nobody.status == 400
+
+
+async def _one(db: Database, model: type[Any], row_id: int) -> Any:
+    found = await db.read(lambda s: s.get(model, row_id))
+    assert found is not None
+    return found
+
+
+async def test_the_manager_who_answers_owns_the_call_and_it_counts_as_a_response(
+    hub_factory: Factory,
+) -> None:
+    hub, start = await hub_factory(ring_timeout_seconds=1)
+    anna = hub.phone("anna", "manager_ringing.xml")  # routing's choice: she does not answer
+    boris = hub.phone("boris")
+    await start({hub.managers[0]: anna, hub.managers[1]: boris})
+    await _ok(hub.client("client", "caller_answered.xml", hold_ms=300))
+    (call,) = await _calls(hub.db)
+    await _ok(anna)
+    await _ok(boris)
+    assert (call.disposition, call.manager_id) == ("answered", hub.managers[1])
+    conversation = await _one(hub.db, Conversation, call.conversation_id)
+    assert conversation.assignee_id == hub.managers[1]  # not anna's any more
+    assert conversation.first_response_at == call.answered_at  # the call was the response
+    deal = await hub.db.read(lambda s: s.scalars(select(Deal)).one())
+    assert deal.owner_id == hub.managers[1]
+    contact = await _one(hub.db, Contact, call.contact_id)
+    assert contact.owner_id == hub.managers[1]
+    tasks = await _tasks(hub.db)
+    assert not [t for t in tasks if t.kind in ("call", "call_back")]  # nobody to call back
+    assert not [t for t in tasks if t.assignee_id == hub.managers[0]]
+
+
+async def test_a_withheld_number_leaves_a_missed_call_on_a_record_of_its_own(
+    hub_factory: Factory,
+) -> None:
+    hub, start = await hub_factory()
+    anna = hub.phone("anna", "manager_ringing.xml")
+    await start({hub.managers[0]: anna})
+    await _ok(hub.client("first", "caller_anonymous_cancel.xml", hold_ms=800))
+    (call,) = await _calls(hub.db)
+    await _ok(anna)
+    assert (call.disposition, call.caller) == ("missed", "anonymous")
+    assert call.manager_id == hub.managers[0]
+    conversation = await _one(hub.db, Conversation, call.conversation_id)
+    assert conversation.assignee_id == hub.managers[0]  # in anna's inbox
+    contact = await _one(hub.db, Contact, call.contact_id)
+    assert contact.merged_into_id is None
+    assert await count_rows(hub.db, ContactIdentity) == 0  # no number: nothing to match or dial
+    text = await hub.db.read(lambda s: s.scalars(select(Message.text)).one())
+    assert text == "Missed call from a withheld number, 0:00"
+    assert not [t for t in await _tasks(hub.db) if t.kind == "call_back"]
+
+
+async def test_a_voicemail_is_a_finished_wav_as_long_as_the_caller_spoke(
+    hub_factory: Factory,
+) -> None:
+    hub, start = await hub_factory()
+    client = await start({}, open_now=False)
+    _speech(hub.workdir / "client", 3.0)
+    await _ok(hub.client("client", "caller_speaks.xml", hold_ms=3000))
+    (call,) = await _calls(hub.db)
+    assert call.disposition == "voicemail"
+    assert call.voicemail is not None
+    stored = hub.media / call.voicemail["storage_key"]
+    with wave.open(str(stored), "rb") as recording:  # refuses a header still sized 0
+        frames, rate = recording.getnframes(), recording.getframerate()
+        audio = recording.readframes(frames)
+    assert 2.0 <= frames / rate <= 4.5, (frames, rate)  # about the 3 s SIPp spoke
+    assert len(audio) == frames * 2
+    assert struct.unpack("<I", stored.read_bytes()[4:8])[0] == stored.stat().st_size - 8
+    samples = struct.unpack(f"<{frames}h", audio)
+    assert max(abs(x) for x in samples) > 1000  # the tone, not silence
+    message = await hub.db.read(lambda s: s.scalars(select(Message)).one())
+    token = await api_token(hub.db)
+    download = await client.get(
+        f"/api/v1/messages/{message.id}/attachments/0", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert download.status == 200
+    assert download.headers["Content-Type"] == "audio/wav"  # the inbox plays it
+    assert download.headers["Content-Disposition"].startswith("inline;")
+    assert download.headers["X-Content-Type-Options"] == "nosniff"
