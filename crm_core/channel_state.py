@@ -114,3 +114,37 @@ def mark_unreachable(
         event_key=journal.occurrence(row.id),  # each flagging is its own occurrence
     )
     return True
+
+
+def clear_unreachable(
+    session: Session, journal: Journal, contact_id: int, identity_id: int
+) -> ContactIdentity | None:
+    """A manager's word that the identity can be reached again (the client unblocked the
+    bot, the mailbox is back): replies may use it. None when the contact has no such
+    identity; clearing one that is not flagged changes nothing."""
+    row = session.scalar(
+        select(ContactIdentity)
+        .where(ContactIdentity.id == identity_id, ContactIdentity.contact_id == contact_id)
+        .with_for_update()
+    )
+    if row is None or row.unreachable_at is None:
+        return row
+    payload = {
+        "contact_id": row.contact_id,
+        "identity_id": row.id,
+        "kind": row.kind,
+        "value": row.value,
+        "reason": row.unreachable_reason,
+        "unreachable_at": row.unreachable_at.isoformat(),
+    }
+    row.unreachable_at = None
+    row.unreachable_reason = None
+    session.flush()
+    journal.recorded_and_emitted(
+        "identity.unreachable_cleared",
+        "contact",
+        row.contact_id,
+        payload,
+        event_key=journal.occurrence(row.id),
+    )
+    return row

@@ -152,6 +152,9 @@ class InboundMessage:
     conversation_hint: int | None = None
     # A phone call (SIP line or PBX): stored as a call record beside the message.
     call: CallRecord | None = None
+    # Marks of the channel account stored in the message's own transaction, a repeat
+    # included (email: the digest of the content first seen under a Message-ID).
+    marks: tuple[Checkpoint, ...] = ()
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:

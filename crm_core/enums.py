@@ -88,6 +88,7 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     DELIVERED = "delivered"
     DEAD = "dead"
+    EXPIRED = "expired"  # outlived its use (a webhook past the retention): never tried again
 
 
 class CallDisposition(StrEnum):

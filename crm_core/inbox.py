@@ -193,11 +193,20 @@ def contact_card(session: Session, viewer: Viewer, contact_id: int) -> Row | Non
         .where(Conversation.contact_id == contact_id, conversation_scope(viewer))
         .order_by(Conversation.id)
     )
-    kinds = {i["kind"] for i in detail["identities"]}
+    # A flagged identity (the client blocked the bot, the address bounced) reaches nobody:
+    # its accounts are offered no more, and named, until a manager clears the mark.
+    kinds = {i["kind"] for i in detail["identities"] if i["unreachable_at"] is None}
+    flagged = {i["kind"] for i in detail["identities"]} - kinds
+    accounts = session.scalars(select(ChannelAccount).order_by(ChannelAccount.id)).all()
     reachable = [
         {"channel": account.channel, "channel_account": account.key}
-        for account in session.scalars(select(ChannelAccount).order_by(ChannelAccount.id))
+        for account in accounts
         if _REACHES.get(account.channel) in kinds
+    ]
+    unreachable = [
+        {"channel": account.channel, "channel_account": account.key}
+        for account in accounts
+        if _REACHES.get(account.channel) in flagged
     ]
     return {
         **detail,
@@ -208,6 +217,7 @@ def contact_card(session: Session, viewer: Viewer, contact_id: int) -> Row | Non
             for c, channel, key in conversations
         ],
         "reachable_accounts": reachable,
+        "unreachable_accounts": unreachable,
     }
 
 

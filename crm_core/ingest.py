@@ -81,11 +81,13 @@ class IngestService:
             result = run.execute()
             if checkpoint is not None:
                 channel_state.save_checkpoint(run.raw, run.account_id, checkpoint, journal.now)
+            for mark in message.marks:
+                channel_state.save_checkpoint(run.raw, run.account_id, mark, journal.now)
             return result, run.account_id
 
         for attempt in range(1, _RETRIES + 1):
             try:
-                result, account_id = await self._db.write(work)
+                result, account_id = await self._db.write_grouped(work)
             except IntegrityError:
                 # A concurrent writer (PostgreSQL) stored the same key or identity
                 # first: start over, and the repeat check or the lookup will see it.
@@ -146,7 +148,7 @@ class IngestService:
         return found
 
     def _normalized(self, message: InboundMessage) -> tuple[IdentityRef, ...]:
-        if not message.identities:
+        if not message.identities and message.call is None:  # a call may come from no number
             raise InvalidInboundError("identities", "at least one identity of the sender is needed")
         seen: dict[tuple[str, str], IdentityRef] = {}
         for index, identity in enumerate(message.identities):

@@ -11,6 +11,13 @@ The lease's ``locked_until`` is also the claim's token: renewing it and recordin
 outcome are conditional on the row still holding it, so a relay that lost its claim
 (stalled past its lease, then taken over) neither sends what it has not started nor
 marks what another relay now owns.
+
+A row with an ``ordering_key`` is claimed only when no earlier row of the same key (by
+``sequence``, then id) is still pending: the rows of one key go out one at a time, in
+order, and a row waiting for its turn costs no attempt. A handler may also answer with
+:class:`Deferred` (not tried now, due again later, no attempt counted), :class:`Expired`
+(never tried again) or :class:`KeepTrying` (retried after the backoff whatever the
+attempt count: the handler owns giving up).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import and_, bindparam, exists, or_, select, update
 from sqlalchemy.orm import Session
 
 from crm_core import tables
@@ -81,7 +88,8 @@ def _record(session: Session, outcomes: list[dict[str, Any]], lease: datetime) -
         )
     failed = [o for o in outcomes if o["status"] != OutboxStatus.DELIVERED.value]
     if failed:
-        connection.execute(_RECORD, [{**o, "lease": lease} for o in failed])
+        rows = [{k: v for k, v in o.items() if k != "releases"} for o in failed]
+        connection.execute(_RECORD, [{**o, "lease": lease} for o in rows])
 
 
 def _renew(session: Session, ids: list[int], lease: datetime, until: datetime) -> set[int]:
@@ -98,6 +106,25 @@ def _renew(session: Session, ids: list[int], lease: datetime, until: datetime) -
         .returning(outbox.c.id)
     )
     return {row[0] for row in kept}
+
+
+_WAITING = (OutboxStatus.PENDING.value,)
+
+
+class Deferred(Exception):  # noqa: N818 - an outcome, raised by a handler
+    """Not tried now: the row stays pending, due again at ``until``; no attempt is counted."""
+
+    def __init__(self, reason: str, until: datetime) -> None:
+        super().__init__(reason)
+        self.until = until
+
+
+class Expired(Exception):  # noqa: N818 - an outcome, raised by a handler
+    """The row outlived its use: marked ``expired`` with the reason, never tried again."""
+
+
+class KeepTrying(Exception):  # noqa: N818 - an outcome, raised by a handler
+    """A failure retried after the backoff however many attempts were made."""
 
 
 class _Lease:
@@ -121,6 +148,7 @@ class OutboxItem:
     idempotency_key: str
     payload: Mapping[str, Any]
     attempt: int
+    ordering_key: str | None = None
 
 
 class OutboxHandler(Protocol):
@@ -215,6 +243,8 @@ class OutboxRelay:
             await asyncio.wait([renewing])
         held = [o for o in outcomes if o["row_id"] in lease.held]
         await self._db.write(lambda session: _record(session, held, lease.until))
+        if any(o["releases"] for o in held):
+            self._wakeup.set()  # the next row of an ordering key is due now: no idle wait
         return len(items)
 
     async def _renew_while_sending(self, lease: _Lease) -> None:
@@ -244,12 +274,22 @@ class OutboxRelay:
         if until is None:
             until = now + self._policy.lease
         outbox = tables.outbox
+        earlier = outbox.alias("earlier")
+        waits_for_earlier = exists().where(
+            earlier.c.ordering_key == outbox.c.ordering_key,
+            earlier.c.status.in_(_WAITING),
+            or_(
+                earlier.c.sequence < outbox.c.sequence,
+                and_(earlier.c.sequence == outbox.c.sequence, earlier.c.id < outbox.c.id),
+            ),
+        )
         due = (
             select(outbox.c.id)
             .where(
                 outbox.c.status == OutboxStatus.PENDING.value,
                 outbox.c.next_attempt_at <= now,
                 or_(outbox.c.locked_until.is_(None), outbox.c.locked_until <= now),
+                or_(outbox.c.ordering_key.is_(None), ~waits_for_earlier),
             )
             .order_by(outbox.c.next_attempt_at, outbox.c.id)
             .limit(self._policy.batch_size)
@@ -266,13 +306,14 @@ class OutboxRelay:
                 outbox.c.idempotency_key,
                 outbox.c.payload,
                 outbox.c.attempts,
+                outbox.c.ordering_key,
             )
         )
-        items = [OutboxItem(r[0], r[1], r[2], r[3], r[4] + 1) for r in claimed]
+        items = [OutboxItem(r[0], r[1], r[2], r[3], r[4] + 1, r[5]) for r in claimed]
         return sorted(items, key=lambda item: item.id)
 
-    async def _deliver(self, item: OutboxItem) -> str | None:
-        """None when delivered, else the error."""
+    async def _deliver(self, item: OutboxItem) -> str | Exception | None:
+        """None when delivered, else the error (an outcome a handler raised, as raised)."""
         handler = self.handler_for(item.topic)
         if handler is None:
             return f"no handler for topic {item.topic!r}"
@@ -280,7 +321,11 @@ class OutboxRelay:
             await handler(item)
         except asyncio.CancelledError:
             raise
+        except (Deferred, Expired) as exc:
+            return exc
         except Exception as exc:
+            if isinstance(exc, KeepTrying):
+                return exc
             error = f"{type(exc).__name__}: {exc}"[:2000]
             log.warning(
                 "outbox %s (%s) attempt %d failed: %s", item.id, item.topic, item.attempt, error
@@ -288,8 +333,9 @@ class OutboxRelay:
             return error
         return None
 
-    def _outcome(self, item: OutboxItem, error: str | None) -> dict[str, Any]:
+    def _outcome(self, item: OutboxItem, result: str | Exception | None) -> dict[str, Any]:
         now = self._clock.now()
+        error = None if result is None else str(result)[:2000]
         row: dict[str, Any] = {
             "row_id": item.id,
             "attempts": item.attempt,
@@ -298,8 +344,18 @@ class OutboxRelay:
             "last_error": error,
             "next_attempt_at": now,
         }
-        if error is None:
+        if result is None:
             row.update(status=OutboxStatus.DELIVERED.value, delivered_at=now)
+        elif isinstance(result, Deferred):
+            row.update(attempts=item.attempt - 1, next_attempt_at=result.until)
+        elif isinstance(result, Expired):
+            row["status"] = OutboxStatus.EXPIRED.value
+            log.warning("outbox %s (%s) expired: %s", item.id, item.topic, error)
+        elif isinstance(result, KeepTrying):
+            log.warning(
+                "outbox %s (%s) attempt %d failed: %s", item.id, item.topic, item.attempt, error
+            )
+            row["next_attempt_at"] = now + self.backoff(item.attempt)
         elif item.attempt >= self._policy.max_attempts:
             row["status"] = OutboxStatus.DEAD.value
             log.error(
@@ -311,10 +367,12 @@ class OutboxRelay:
             )
         else:
             row["next_attempt_at"] = now + self.backoff(item.attempt)
+        # A row done for good lets the next one of its ordering key go.
+        row["releases"] = item.ordering_key is not None and row["status"] != _WAITING[0]
         return row
 
     def backoff(self, attempt: int) -> timedelta:
         """Exponential from ``first_backoff``, capped, with up to +50% jitter."""
-        base = self._policy.first_backoff * (2 ** (attempt - 1))
+        base = self._policy.first_backoff * (2 ** min(attempt - 1, 32))  # no overflow
         capped: timedelta = min(base, self._policy.max_backoff)
         return capped * (1 + 0.5 * self._jitter())

@@ -131,10 +131,21 @@ def _identities_of(session: Session, contact_ids: list[int]) -> dict[int, list[R
             .order_by(ContactIdentity.id)
         )
         for identity in rows:
-            grouped[identity.contact_id].append(
-                {"id": identity.id, "kind": identity.kind, "value": identity.value}
-            )
+            grouped[identity.contact_id].append(identity_row(identity))
     return grouped
+
+
+def identity_row(identity: ContactIdentity) -> Row:
+    """An identity as the API shows it: unreachable (the client blocked the bot, the
+    address bounced) with the reason and the time, or reachable (both null)."""
+    flagged = identity.unreachable_at
+    return {
+        "id": identity.id,
+        "kind": identity.kind,
+        "value": identity.value,
+        "unreachable_at": flagged.isoformat() if flagged is not None else None,
+        "unreachable_reason": identity.unreachable_reason if flagged is not None else None,
+    }
 
 
 def conversations_page(

@@ -1,12 +1,21 @@
 """Outbound webhooks: subscriptions, the fan-out of events, delivery with a log.
 
 Every committed event (in an ``events`` outbox row) goes through :class:`WebhookFanOut`,
-which writes one ``webhook.deliver`` outbox row per active subscription that wants
-it (idempotency key ``"{subscription id}:{event key}"``, so a retried fan-out adds
+which writes one ``webhook.deliver`` outbox row per subscription that wants it, on or
+off (idempotency key ``"{subscription id}:{event key}"``, so a retried fan-out adds
 nothing) and then hands the event on (to the in-process event bus).
 :class:`WebhookDispatcher` is the relay's handler of those rows: it signs and posts
 through a :class:`WebhookSender`, logs the attempt, raises on failure so that the
-relay retries with its backoff, and disables a subscription that keeps failing.
+relay retries with its backoff (for as long as the retention, not a number of
+attempts), and disables a subscription that has failed for a real period (a count
+*and* a duration, not a burst of attempts within a second).
+
+Nothing is dropped: a delivery for a subscription that is off waits (the relay looks at
+it again every :data:`WAIT_RECHECK`) and goes out when it is turned back on; one older
+than the retention is marked ``expired`` and logged as such. Each row carries an
+ordering key, ``webhook:{subscription}:{object}`` (the event's contact, else its deal,
+conversation, task, message or call): the relay sends a row only when no earlier row
+of the same key is pending, so one contact's events arrive in the order they happened.
 
 The body and the ``webhook-id`` are fixed when the row is written, so every retry
 of one event to one subscriber carries the same id and the same bytes.
@@ -21,10 +30,10 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import func, literal, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -34,12 +43,19 @@ from crm_core.db import Database
 from crm_core.enums import OutboxStatus
 from crm_core.journal import Journal, unpacked
 from crm_core.models import WebhookDelivery, WebhookSubscription
-from crm_core.outbox import OutboxHandler, OutboxItem
+from crm_core.outbox import Deferred, Expired, KeepTrying, OutboxHandler, OutboxItem
 
 log = logging.getLogger(__name__)
 
 WEBHOOK_TOPIC_PREFIX = "webhook."
 DELIVER_TOPIC = "webhook.deliver"
+_OFF = "waiting: the subscription is off"
+DISABLE_AFTER_FAILURES = 30  # at least this many failed attempts in a row ...
+DISABLE_AFTER = timedelta(hours=24)  # ... over at least this long turn a subscription off
+RETENTION = timedelta(days=7)  # an undelivered webhook older than this is marked expired
+WAIT_RECHECK = timedelta(minutes=15)  # how often a waiting delivery looks at its subscription
+# The first of these in an event's data names the object whose events go out in order.
+ORDERED_BY = ("contact_id", "deal_id", "conversation_id", "task_id", "message_id", "call_id")
 # The events the core announces today (for the documentation; any well-formed name is
 # accepted, so that a subscription may name an event added later).
 KNOWN_EVENTS = frozenset(
@@ -111,12 +127,18 @@ def subscription_json(sub: WebhookSubscription) -> dict[str, Any]:
         "description": sub.description,
         "active": sub.active,
         "failure_count": sub.failure_count,
+        "failing_since": _iso(sub.failing_since),
         "disabled_reason": sub.disabled_reason,
         "last_success_at": _iso(sub.last_success_at),
         "last_failure_at": _iso(sub.last_failure_at),
         "created_at": _iso(sub.created_at),
         "updated_at": _iso(sub.updated_at),
     }
+
+
+def subscription_view(sub: WebhookSubscription, waiting: int) -> dict[str, Any]:
+    """:func:`subscription_json` with the count of its deliveries not yet done."""
+    return {**subscription_json(sub), "waiting_deliveries": waiting}
 
 
 def delivery_json(row: WebhookDelivery) -> dict[str, Any]:
@@ -196,7 +218,10 @@ def update_subscription(
         sub.active = changes["active"] = active
         if active:
             sub.failure_count = 0
+            sub.failing_since = None
             sub.disabled_reason = None
+            session.flush()
+            changes["released"] = release_waiting(session, sub.id, journal.now)
     sub.updated_at = journal.now
     journal.record("webhook_subscription.updated", "webhook_subscription", sub.id, changes)
     journal.flush(session)
@@ -225,6 +250,90 @@ def list_deliveries(
             .limit(limit)
         )
     )
+
+
+def group_key(subscription_id: int) -> str:
+    """The outbox group of a subscription's deliveries (released and dropped together)."""
+    return f"webhook:{subscription_id}"
+
+
+def ordering_key(subscription_id: int, payload: Mapping[str, Any]) -> str | None:
+    """``webhook:{subscription}:contact:{id}`` (or deal, conversation, ...), or None."""
+    for name in ORDERED_BY:
+        value = payload.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return f"{group_key(subscription_id)}:{name.removesuffix('_id')}:{value}"
+    return None
+
+
+def not_in_flight(session: Session, *where: Any) -> Any:
+    """The ids of outbox rows matching ``where`` that no relay holds now, in id order;
+    on PostgreSQL locked with SKIP LOCKED: a row a relay is recording is left to it, so
+    an admin's change never waits on a relay (and never takes rows in another order)."""
+    outbox = tables.outbox
+    ids = select(outbox.c.id).where(*where).order_by(outbox.c.id)
+    if session.get_bind().dialect.name != "sqlite":
+        ids = ids.with_for_update(skip_locked=True)
+    return ids.scalar_subquery()
+
+
+def release_waiting(session: Session, subscription_id: int, now: datetime) -> int:
+    """Make the subscription's waiting deliveries due now (it was turned back on)."""
+    outbox = tables.outbox
+    idle = not_in_flight(
+        session,
+        outbox.c.group_key == group_key(subscription_id),
+        outbox.c.status == OutboxStatus.PENDING.value,
+        outbox.c.next_attempt_at > now,
+    )
+    released = session.connection().execute(
+        update(outbox).where(outbox.c.id.in_(idle)).values(next_attempt_at=now)
+    )
+    return int(released.rowcount or 0)
+
+
+def defer_waiting(session: Session, subscription_id: int, now: datetime, until: datetime) -> bool:
+    """If the subscription is still off, make its due deliveries (those no relay holds) due
+    at ``until`` and answer True; False when it has been turned on (or deleted) meanwhile.
+
+    The subscription's row is share-locked first, as a change of it locks it first: a
+    re-enable waits for this to commit and then releases what it deferred, or this sees
+    it on and defers nothing.
+    """
+    found = session.execute(
+        select(WebhookSubscription.active)
+        .where(WebhookSubscription.id == subscription_id)
+        .with_for_update(read=True)
+    ).first()
+    if found is None or found.active:
+        return False
+    outbox = tables.outbox
+    due = not_in_flight(
+        session,
+        outbox.c.group_key == group_key(subscription_id),
+        outbox.c.status == OutboxStatus.PENDING.value,
+        outbox.c.next_attempt_at <= now,
+        or_(outbox.c.locked_until.is_(None), outbox.c.locked_until <= now),
+    )
+    session.connection().execute(
+        update(outbox).where(outbox.c.id.in_(due)).values(next_attempt_at=until, last_error=_OFF)
+    )
+    return True
+
+
+def waiting_counts(session: Session, subscription_ids: Sequence[int]) -> dict[int, int]:
+    """How many deliveries of each subscription are not done yet (waiting or retrying)."""
+    outbox = tables.outbox
+    keys = {group_key(i): i for i in subscription_ids}
+    rows = session.execute(
+        select(outbox.c.group_key, func.count())
+        .where(outbox.c.group_key.in_(list(keys)), outbox.c.status == OutboxStatus.PENDING.value)
+        .group_by(outbox.c.group_key)
+    )
+    counts = dict.fromkeys(subscription_ids, 0)
+    for key, count in rows:
+        counts[keys[str(key)]] = int(count)
+    return counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -282,9 +391,9 @@ class WebhookFanOut:
                 if not matches(target.events, event):
                     continue
                 body = body or event_body(event, payload)
-                rows.append(_delivery_row(target.id, key, event, body, now))
+                rows.append(delivery_row(target.id, key, payload, body, now, item.id))
         if rows:
-            await self._db.write(lambda session: _insert_new(session, rows))
+            await self._db.write(lambda session: insert_new(session, rows))
             if self._on_commit is not None:
                 self._on_commit()
         await self._downstream(item)
@@ -293,25 +402,40 @@ class WebhookFanOut:
         cached = self._cached
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
-        targets = await self._db.read(_active_targets)
+        targets = await self._db.read(_all_targets)
         self._cached = (time.monotonic() + self._cache_seconds, targets)
         return targets
 
 
-def _delivery_row(
-    subscription_id: int, event_key: str, event: str, body: str, now: datetime
+def delivery_row(
+    subscription_id: int,
+    event_key: str,
+    payload: Mapping[str, Any],
+    body: str,
+    now: datetime,
+    sequence: int,
+    copy: str = "",
 ) -> dict[str, Any]:
-    """The outbox row of one event's delivery to one subscription."""
+    """The outbox row of one event's delivery to one subscription.
+
+    ``sequence`` is the id of the events row (the order of the events); ``copy`` tells a
+    retry or a replay (a new row, idempotency key ``...:{copy}``) from the first one; a
+    copy keeps the event's ``webhook-id``, so that a receiver can tell it has it.
+    """
     key = f"{subscription_id}:{event_key}"
     return {
         "topic": DELIVER_TOPIC,
-        "idempotency_key": key,
+        "idempotency_key": f"{key}:{copy}" if copy else key,
         "payload": {
             "subscription_id": subscription_id,
             "webhook_id": webhook_id_for(key),
-            "event": event,
+            "event": str(payload.get("event")),
             "body": body,
+            "queued_at": now.isoformat(),
         },
+        "ordering_key": ordering_key(subscription_id, payload),
+        "sequence": sequence,
+        "group_key": group_key(subscription_id),
         "status": OutboxStatus.PENDING.value,
         "attempts": 0,
         "next_attempt_at": now,
@@ -322,16 +446,13 @@ def _delivery_row(
     }
 
 
-def _active_targets(session: Session) -> tuple[_Target, ...]:
-    rows = session.execute(
-        select(WebhookSubscription.id, WebhookSubscription.events).where(
-            WebhookSubscription.active.is_(True)
-        )
-    )
+def _all_targets(session: Session) -> tuple[_Target, ...]:
+    """Every subscription, on or off: the deliveries of one that is off wait for it."""
+    rows = session.execute(select(WebhookSubscription.id, WebhookSubscription.events))
     return tuple(_Target(row[0], tuple(row[1])) for row in rows)
 
 
-def _insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
+def insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert the rows whose idempotency key is new (a retried fan-out adds nothing)."""
     dialect = session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
@@ -358,8 +479,8 @@ class WebhookSender(Protocol):
     ) -> SendOutcome: ...
 
 
-class WebhookDeliveryError(Exception):
-    """The receiver did not take the webhook; the relay retries it."""
+class WebhookDeliveryError(KeepTrying):
+    """The receiver did not take the webhook; the relay retries it (until the retention)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -370,25 +491,70 @@ class _Endpoint:
 
 
 class WebhookDispatcher:
-    """The relay's handler of ``webhook.deliver`` rows."""
+    """The relay's handler of ``webhook.deliver`` rows.
+
+    A subscription is disabled after ``disable_after`` failed attempts in a row that
+    span at least ``failing_for`` (both: a burst of attempts within a second is not an
+    outage). A delivery waits while its subscription is off and expires once older
+    than ``retention``.
+    """
 
     def __init__(
-        self, db: Database, clock: Clock, sender: WebhookSender, disable_after: int = 30
+        self,
+        db: Database,
+        clock: Clock,
+        sender: WebhookSender,
+        disable_after: int = DISABLE_AFTER_FAILURES,
+        *,
+        failing_for: timedelta = DISABLE_AFTER,
+        retention: timedelta = RETENTION,
+        recheck: timedelta = WAIT_RECHECK,
     ) -> None:
         self._db = db
         self._clock = clock
         self._sender = sender
         self._disable_after = disable_after
+        self._failing_for = failing_for
+        self._retention = retention
+        self._recheck = recheck
 
     async def __call__(self, item: OutboxItem) -> None:
         subscription_id = int(item.payload["subscription_id"])
         webhook_id = str(item.payload["webhook_id"])
         event = str(item.payload["event"])
         endpoint = await self._db.read(lambda s: _endpoint(s, subscription_id))
-        if endpoint is None or not endpoint.active:
-            log.info("webhook %s to subscription %s skipped: inactive", webhook_id, subscription_id)
+        if endpoint is None:
+            log.info("webhook %s: subscription %s is gone", webhook_id, subscription_id)
             return
         now = self._clock.now()
+        queued = _queued_at(item.payload)
+        if queued is not None and now - queued >= self._retention:
+            reason = f"expired: not delivered within the retention ({_span(self._retention)})"
+            expiry = {
+                "subscription_id": subscription_id,
+                "webhook_id": webhook_id,
+                "event": event,
+                "attempt": item.attempt - 1,
+                "now": now,
+                "ok": False,
+                "status": None,
+                "error": reason,
+                "elapsed": 0,
+                "outbox_id": item.id,
+            }
+            await self._db.write(lambda s: _add_log(s, expiry))
+            raise Expired(reason)
+        if not endpoint.active:
+            later = now + self._recheck
+            # The rest of its queue waits too: none of it is due (or claimed) meanwhile.
+            # (Turned on after this commits but before the relay records the deferral,
+            # this one row, held by the relay, waits one ``recheck``: late, never lost.)
+            if await self._db.write(lambda s: defer_waiting(s, subscription_id, now, later)):
+                raise Deferred(_OFF, later)
+            endpoint = await self._db.read(lambda s: _endpoint(s, subscription_id))
+            if endpoint is None:
+                return  # deleted meanwhile
+            # Turned on meanwhile: this one goes now.
         started = time.monotonic()
         outcome = await self._sender.deliver(
             endpoint.url,
@@ -408,13 +574,15 @@ class WebhookDispatcher:
             "status": outcome.status,
             "error": outcome.error,
             "elapsed": elapsed,
+            "outbox_id": item.id,
         }
         disabled = await self._db.write(lambda s: self._log(s, attempt))
         if disabled:
             log.warning(
-                "webhook subscription %s disabled after %d failures in a row",
+                "webhook subscription %s disabled: %d+ failures in a row over %s",
                 subscription_id,
                 self._disable_after,
+                _span(self._failing_for),
             )
         if not outcome.ok:
             raise WebhookDeliveryError(outcome.error or f"HTTP {outcome.status}")
@@ -432,7 +600,7 @@ class WebhookDispatcher:
         disabled = False
         if attempt["ok"]:
             found = session.execute(
-                _STREAK.values(failure_count=0, last_success_at=now).where(
+                _STREAK.values(failure_count=0, failing_since=None, last_success_at=now).where(
                     WebhookSubscription.id == subscription_id
                 ),
                 execution_options={"synchronize_session": False},
@@ -440,37 +608,38 @@ class WebhookDispatcher:
         else:
             found = session.execute(
                 _STREAK.values(
-                    failure_count=WebhookSubscription.failure_count + 1, last_failure_at=now
+                    failure_count=WebhookSubscription.failure_count + 1,
+                    failing_since=func.coalesce(
+                        WebhookSubscription.failing_since,
+                        literal(now, WebhookSubscription.failing_since.type),
+                    ),
+                    last_failure_at=now,
                 ).where(WebhookSubscription.id == subscription_id),
                 execution_options={"synchronize_session": False},
             ).first()
-            if found is not None and found.active and found.failure_count >= self._disable_after:
+            if found is not None and self._outage(
+                found.active, found.failure_count, found.failing_since, now
+            ):
                 disabled = self._disable(session, subscription_id, found.failure_count, attempt)
         if found is None:
             return False  # the subscription is gone: nothing to log against
-        session.add(
-            WebhookDelivery(
-                subscription_id=subscription_id,
-                webhook_id=attempt["webhook_id"],
-                event=attempt["event"],
-                attempt=attempt["attempt"],
-                attempted_at=now,
-                ok=attempt["ok"],
-                status_code=attempt["status"],
-                error=attempt["error"],
-                duration_ms=attempt["elapsed"],
-            )
-        )
+        _add_log(session, attempt)
         return disabled
 
-    @staticmethod
+    def _outage(self, active: bool, failures: int, since: datetime | None, now: datetime) -> bool:
+        """Failing long enough, and often enough, to be turned off."""
+        if not active or failures < self._disable_after or since is None:
+            return False
+        return now - since >= self._failing_for
+
     def _disable(
-        session: Session, subscription_id: int, failures: int, attempt: dict[str, Any]
+        self, session: Session, subscription_id: int, failures: int, attempt: dict[str, Any]
     ) -> bool:
         """Turn the subscription off (its row is already locked by this transaction)."""
         now: datetime = attempt["now"]
         reason = (
-            f"{failures} failed attempts in a row; last: {attempt['error'] or attempt['status']}"
+            f"{failures} failed attempts in a row over {_span(self._failing_for)} or more; "
+            f"last: {attempt['error'] or attempt['status']}; its deliveries wait"
         )
         turned_off = session.execute(
             update(WebhookSubscription)
@@ -493,8 +662,39 @@ class WebhookDispatcher:
 
 
 _STREAK = update(WebhookSubscription).returning(
-    WebhookSubscription.failure_count, WebhookSubscription.active
+    WebhookSubscription.failure_count, WebhookSubscription.active, WebhookSubscription.failing_since
 )
+
+
+def _add_log(session: Session, attempt: dict[str, Any]) -> None:
+    session.add(
+        WebhookDelivery(
+            subscription_id=attempt["subscription_id"],
+            webhook_id=attempt["webhook_id"],
+            event=attempt["event"],
+            attempt=attempt["attempt"],
+            attempted_at=attempt["now"],
+            ok=attempt["ok"],
+            status_code=attempt["status"],
+            error=attempt["error"],
+            duration_ms=attempt["elapsed"],
+            outbox_id=attempt.get("outbox_id"),
+        )
+    )
+
+
+def _queued_at(payload: Mapping[str, Any]) -> datetime | None:
+    """When the delivery was queued (rows written before this was recorded: None)."""
+    raw = payload.get("queued_at")
+    try:
+        return datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        return None
+
+
+def _span(period: timedelta) -> str:
+    hours = period.total_seconds() / 3600
+    return f"{hours / 24:g} days" if hours >= 48 else f"{hours:g} h"
 
 
 def _endpoint(session: Session, subscription_id: int) -> _Endpoint | None:

@@ -28,6 +28,7 @@ from hub.api import (
     inbound,
     inbox,
     openapi,
+    parked,
     people,
     reads,
     replies,
@@ -103,6 +104,7 @@ def create_app(
     app.router.add_routes(conversations.routes)
     app.router.add_routes(live.routes)
     app.router.add_routes(people.routes)
+    app.router.add_routes(parked.routes)
     if "telegram" in settings.channels:
         # aiogram takes seconds to import: only a hub with bots (not every CLI command,
         # nor a hub without Telegram) pays for it.

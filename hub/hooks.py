@@ -9,12 +9,13 @@ malformed body 400, too large 413: none of them writes anything.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -26,7 +27,9 @@ from crm_core.ingest import InvalidInboundError
 from crm_core.outbox import OutboxHandler
 from hub.api import webhooks as admin
 from hub.api.errors import ApiError
-from hub.keys import CLOCK, INGEST, SETTINGS
+from hub.background import cancel_all
+from hub.keys import CLOCK, DATABASE, INGEST, SETTINGS
+from hub.meta_leads import MetaLeads
 from webhooks import forms, google_ads, meta, standard, tilda, vk, yandex_forms, zadarma
 from webhooks.common import Answer, HookError, HookRequest, Leads
 from webhooks.sources import KINDS, HooksConfig, Source, load_config
@@ -36,6 +39,7 @@ log = logging.getLogger(__name__)
 URL_CHECKS = ("meta", "zadarma")  # the kinds whose platform checks the URL with a GET
 HOOKS = web.AppKey("hooks_config", HooksConfig)
 GRAPH = web.AppKey("hooks_graph_client", aiohttp.ClientSession)
+META_LEADS = web.AppKey("hooks_meta_leads", MetaLeads)
 
 
 def install(app: web.Application) -> None:
@@ -61,15 +65,32 @@ def relay_handlers(
         db,
         events,
         disable_after=config.disable_after_failures,
+        failing_for=timedelta(hours=config.disable_after_hours),
+        retention=timedelta(days=config.delivery_retention_days),
         timeout=float(config.delivery_timeout_seconds),
         allow_private=config.allow_private_targets,
     )
 
 
 async def _graph_client(app: web.Application) -> AsyncIterator[None]:
-    if any(s.kind == "meta" for s in app[HOOKS].sources.values()):
+    """The Graph API client of the Meta sources, and the retries of their parked leads."""
+    config = app[HOOKS]
+    retrier = None
+    if any(s.kind == "meta" for s in config.sources.values()):
         app[GRAPH] = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+
+        async def ingest(message: InboundMessage) -> IngestResult:
+            return await _ingest(app, config, message, Leads((message,)))
+
+        app[META_LEADS] = MetaLeads(
+            app[DATABASE], app[CLOCK], app[GRAPH], ingest, config.lead_retry_attempts
+        )
+        retrier = asyncio.create_task(
+            app[META_LEADS].run_forever(config.sources), name="meta-lead-retries"
+        )
     yield
+    if retrier is not None:
+        await cancel_all([retrier])
     if GRAPH in app:
         await app[GRAPH].close()
 
@@ -115,24 +136,40 @@ async def post_hook(request: web.Request) -> web.Response:
     config = request.app[HOOKS]
     hook = await _hook_request(request, request.app[CLOCK].now())
     tolerance = config.signature_tolerance_seconds
+    if source.kind == "meta":
+        return await _meta_batch(request, source, hook)
     try:
-        outcome = await _adapt(request, source, hook, tolerance)
+        outcome = _adapt(source, hook, tolerance)
     except HookError as exc:
         raise ApiError(exc.status, exc.error, exc.message) from None
-    except meta.GraphError as exc:
-        log.warning("source %s: %s", source.key, exc)
-        raise ApiError(502, "upstream_unavailable", str(exc)) from None
     if isinstance(outcome, Answer):
         return _answer(outcome)
-    results = [await _ingest(request, config, message, outcome) for message in outcome.messages]
+    app = request.app
+    results = [await _ingest(app, config, message, outcome) for message in outcome.messages]
     if outcome.answer.text != "ok" or source.kind in ("vk", "zadarma", "tilda"):
         return _answer(outcome.answer)
     return web.json_response({"status": "ok", "leads": [_result(r) for r in results]})
 
 
-async def _adapt(
-    request: web.Request, source: Source, hook: HookRequest, tolerance: int
-) -> Answer | Leads:
+async def _meta_batch(request: web.Request, source: Source, hook: HookRequest) -> web.Response:
+    """Verify, find the leads, then take each on its own (see hub/meta_leads.py): the
+    stored ones, and those parked, are answered 200 so that Meta stops resending."""
+    try:
+        meta.verify(source, hook)
+        refs = meta.lead_refs(hook)
+    except HookError as exc:
+        raise ApiError(exc.status, exc.error, exc.message) from None
+    results, refused = await request.app[META_LEADS].take(source, refs, hook)
+    return web.json_response(
+        {
+            "status": "ok",
+            "leads": [_result(r) for r in results],
+            "parked": [r.as_json() for r in refused],
+        }
+    )
+
+
+def _adapt(source: Source, hook: HookRequest, tolerance: int) -> Answer | Leads:
     kind = source.kind
     if kind == "form":
         return forms.handle(source, hook, tolerance)
@@ -146,27 +183,17 @@ async def _adapt(
         return yandex_forms.handle(source, hook)
     if kind == "zadarma":
         return zadarma.handle(source, hook)
-    if kind == "standard":
-        return standard.handle(source, hook, tolerance)
-    # meta: verify, find the leads, fetch each from the Graph API before writing any.
-    meta.verify(source, hook)
-    refs = meta.lead_refs(hook)
-    session = request.app[GRAPH]
-    messages = [
-        meta.lead_message(source, ref, await meta.fetch_lead(session, source, ref.leadgen_id), hook)
-        for ref in refs
-    ]
-    return Leads(tuple(messages))
+    return standard.handle(source, hook, tolerance)  # (meta: see _meta_batch)
 
 
 async def _ingest(
-    request: web.Request, config: HooksConfig, message: InboundMessage, leads: Leads
+    app: web.Application, config: HooksConfig, message: InboundMessage, leads: Leads
 ) -> IngestResult:
-    ingest = request.app[INGEST]
+    ingest = app[INGEST]
     message = _clean(message)
     checkpoint = None
     if leads.body_hash is not None:
-        message, checkpoint = await _windowed(request, config, message, leads.body_hash)
+        message, checkpoint = await _windowed(app, config, message, leads.body_hash)
     while True:
         try:
             return await ingest.ingest(message, checkpoint)
@@ -241,7 +268,7 @@ def _invalid(exc: InvalidInboundError) -> ApiError:
 
 
 async def _windowed(
-    request: web.Request, config: HooksConfig, message: InboundMessage, digest: str
+    app: web.Application, config: HooksConfig, message: InboundMessage, digest: str
 ) -> tuple[InboundMessage, Checkpoint | None]:
     """Without a key, the same body to the same source within the window is one lead.
 
@@ -251,7 +278,7 @@ async def _windowed(
     window = config.dedup_window_seconds
     now = int(message.occurred_at.timestamp())
     key = f"dedup:{digest}"
-    seen = await request.app[INGEST].checkpoint(message.channel, message.channel_account, key)
+    seen = await app[INGEST].checkpoint(message.channel, message.channel_account, key)
     if seen is not None:
         first, _, external_id = seen.partition("|")
         if first.isdigit() and now - int(first) < window and external_id:

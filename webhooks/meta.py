@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
@@ -37,7 +38,16 @@ _ROLES = {
 
 
 class GraphError(Exception):
-    """The Graph API did not give the lead; Meta retries the notification."""
+    """The Graph API did not give the lead.
+
+    ``healable``: the error may go away by itself (the Graph API's 5xx or 429, a
+    timeout, a connection error, an unreadable answer), so the lead is worth another
+    try later; a 4xx (an unknown or deleted lead, a token without the permission) is not.
+    """
+
+    def __init__(self, message: str, *, healable: bool) -> None:
+        super().__init__(message)
+        self.healable = healable
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,18 +104,39 @@ def _opt(value: Any) -> str | None:
 async def fetch_lead(
     session: aiohttp.ClientSession, source: Source, leadgen_id: str
 ) -> dict[str, Any]:
-    url = f"{source.option('graph_base').rstrip('/')}/{leadgen_id}"
+    url = (
+        f"{source.option('graph_base').rstrip('/')}/{quote(leadgen_id, safe='', errors='replace')}"
+    )
     params = {"access_token": source.option("access_token"), "fields": GRAPH_FIELDS}
     try:
         async with session.get(url, params=params) as response:
             if response.status != 200:
-                raise GraphError(f"the Graph API answered {response.status} for the lead")
+                status = response.status
+                raise GraphError(
+                    f"the Graph API answered {status}{await _graph_message(response)}",
+                    healable=status >= 500 or status in (408, 429),
+                )
             document = await response.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-        raise GraphError(f"the Graph API is not reachable: {type(exc).__name__}") from None
+        raise GraphError(
+            f"the Graph API is not reachable: {type(exc).__name__}", healable=True
+        ) from None
     if not isinstance(document, dict):
-        raise GraphError("the Graph API answered something other than a lead")
+        raise GraphError("the Graph API answered something other than a lead", healable=False)
     return document
+
+
+async def _graph_message(response: aiohttp.ClientResponse) -> str:
+    """``: <error.message> (code N)`` from the Graph API's error document, if it has one."""
+    try:
+        error = (await response.json(content_type=None)).get("error")
+    except (aiohttp.ClientError, TimeoutError, ValueError, AttributeError):
+        return ""
+    if not isinstance(error, dict):
+        return ""
+    message = str(error.get("message") or "")[:200]
+    code = error.get("code")
+    return f": {message}" + (f" (code {code})" if isinstance(code, int) else "")
 
 
 def lead_message(

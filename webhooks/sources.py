@@ -4,9 +4,12 @@
 [channels.webhooks]
 dedup_window_seconds = 600        # a double submit without a key, within this, is one lead
 signature_tolerance_seconds = 300
-disable_after_failures = 30       # outbound: a subscription failing this often in a row is off
+disable_after_failures = 30       # outbound: a subscription failing this often in a row ...
+disable_after_hours = 24          # ... and for this long is turned off (its deliveries wait)
+delivery_retention_days = 7       # outbound: an undelivered webhook older than this expires
 delivery_timeout_seconds = 10
 allow_private_targets = false     # outbound: true lets subscriptions reach private addresses
+lead_retry_attempts = 8           # Meta: a lead the Graph API could not give, tried this often
 sources = [
   {key = "landing-pg", kind = "form", secret = "...", signing = "token", funnel = "landing",
    fields = {name = "your_name", phone = "tel"}},
@@ -91,6 +94,9 @@ class HooksConfig:
     disable_after_failures: int = 30
     delivery_timeout_seconds: int = 10
     allow_private_targets: bool = False
+    disable_after_hours: int = 24
+    delivery_retention_days: int = 7
+    lead_retry_attempts: int = 8
 
 
 def load_config(table: Mapping[str, Any] | None) -> HooksConfig:
@@ -100,6 +106,8 @@ def load_config(table: Mapping[str, Any] | None) -> HooksConfig:
     where = "channels.webhooks"
     known = {"sources", "dedup_window_seconds", "signature_tolerance_seconds"}
     known |= {"disable_after_failures", "delivery_timeout_seconds", "allow_private_targets"}
+    known |= {"disable_after_hours", "delivery_retention_days"}
+    known |= {"lead_retry_attempts"}
     for name in table:
         if name not in known:
             raise SourceConfigError(
@@ -109,6 +117,7 @@ def load_config(table: Mapping[str, Any] | None) -> HooksConfig:
     tolerance = _positive(table, "signature_tolerance_seconds", 300, where)
     disable_after = _positive(table, "disable_after_failures", 30, where)
     timeout = _positive(table, "delivery_timeout_seconds", 10, where)
+    lead_retries = _positive(table, "lead_retry_attempts", 8, where)
     allow_private = table.get("allow_private_targets", False)
     if not isinstance(allow_private, bool):
         raise SourceConfigError(f"{where}.allow_private_targets: expected true or false")
@@ -121,7 +130,17 @@ def load_config(table: Mapping[str, Any] | None) -> HooksConfig:
         if source.key in sources:
             raise SourceConfigError(f"{where}.sources[{index}].key: {source.key!r} is used twice")
         sources[source.key] = source
-    return HooksConfig(sources, window, tolerance, disable_after, timeout, allow_private)
+    return HooksConfig(
+        sources=sources,
+        dedup_window_seconds=window,
+        signature_tolerance_seconds=tolerance,
+        disable_after_failures=disable_after,
+        delivery_timeout_seconds=timeout,
+        allow_private_targets=allow_private,
+        lead_retry_attempts=lead_retries,
+        disable_after_hours=_positive(table, "disable_after_hours", 24, where),
+        delivery_retention_days=_positive(table, "delivery_retention_days", 7, where),
+    )
 
 
 def _positive(table: Mapping[str, Any], name: str, default: int, where: str) -> int:

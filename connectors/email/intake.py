@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -21,7 +23,8 @@ UNREADABLE = "(this message could not be read; the original mail is kept as it a
 
 class Outcome(enum.StrEnum):
     INGESTED = "ingested"
-    DUPLICATE = "duplicate"
+    DUPLICATE = "duplicate"  # the same Message-ID and the same content: stored once
+    REUSED_ID = "reused_id"  # a Message-ID seen before with other content: stored too
     AUTO_REPLY = "auto_reply"
     BOUNCE = "bounce"
     OWN = "own"
@@ -67,10 +70,17 @@ class MailIntake:
         if mail.sender is None:
             log.warning("mail %s has no usable sender; kept as %s", mail.message_id, raw_key)
             return Outcome.UNATTRIBUTED
+        # Mailers reuse Message-IDs: the content first seen under one is remembered
+        # (a mark stored with that message), and a mail whose content differs is kept
+        # under the Message-ID and its digest. The same mail again is stored once.
+        mark = content_mark(mail, raw)
+        seen = await self.ingestor.checkpoint(Channel.EMAIL, self.mailbox.key, mark.key)
+        reused = seen is not None and seen != mark.value
+        external_id = variant_id(mail.message_id, mark.value) if reused else mail.message_id
         message = InboundMessage(
             channel=Channel.EMAIL,
             channel_account=self.mailbox.key,
-            external_id=mail.message_id,
+            external_id=external_id,
             identities=(IdentityRef(IdentityKind.EMAIL, mail.sender),),
             occurred_at=mail.occurred_at or self.now(),
             display_name=mail.display_name,
@@ -79,13 +89,32 @@ class MailIntake:
             raw_ref=raw_key,
             thread_refs=mail.thread_refs,
             conversation_hint=conversation_hint(mail.subject),
+            marks=() if seen is not None else (mark,),
         )
         try:
             result = await self.ingestor.ingest(message, checkpoint)
         except ValueError as exc:  # the core's InvalidInboundError: nothing was written
             log.warning("mail %s refused (%s); kept as %s", mail.message_id, exc, raw_key)
             return Outcome.REJECTED
-        return Outcome.DUPLICATE if result.duplicate else Outcome.INGESTED
+        if result.duplicate:
+            log.info(
+                "mailbox %s: mail %s already stored (message %d): skipped",
+                self.mailbox.key,
+                external_id,
+                result.message_id,
+            )
+            return Outcome.DUPLICATE
+        if reused:
+            log.warning(
+                "mailbox %s: mail %s reuses a Message-ID seen before with other content: "
+                "stored as %s (message %d)",
+                self.mailbox.key,
+                mail.message_id,
+                external_id,
+                result.message_id,
+            )
+            return Outcome.REUSED_ID
+        return Outcome.INGESTED
 
     async def _attachments(self, mail: ParsedMail) -> tuple[Attachment, ...]:
         files: list[Attachment] = []
@@ -104,6 +133,35 @@ class MailIntake:
             key = await self.store.put(part.data, "attachment")
             files.append(Attachment(part.name, part.content_type, size, storage_key=key))
         return tuple(files)
+
+
+def content_mark(mail: ParsedMail, raw: bytes) -> Checkpoint:
+    """``content:<hash of the Message-ID>`` = the SHA-256 of what the client wrote: sender,
+    subject, date, text, HTML and files, not the headers each delivery adds (Received,
+    Delivered-To...). A mail that could not be parsed is hashed whole."""
+    if mail.malformed and not mail.text:
+        digest = hashlib.sha256(raw).hexdigest()
+    else:
+        content = [
+            mail.sender,
+            mail.display_name,
+            mail.subject,
+            mail.occurred_at.isoformat() if mail.occurred_at else None,
+            mail.text,
+            mail.quoted,
+            mail.signature,
+            mail.html,
+            [(p.name, p.content_type, hashlib.sha256(p.data).hexdigest()) for p in mail.parts],
+        ]
+        encoded = json.dumps(content, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        digest = hashlib.sha256(encoded).hexdigest()
+    key = hashlib.sha256(mail.message_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return Checkpoint(f"content:{key[:48]}", digest)
+
+
+def variant_id(message_id: str, digest: str) -> str:
+    """The external id of a mail that reuses ``message_id`` with other content."""
+    return f"{message_id[:170]}#{digest[:24]}"
 
 
 def _text(mail: ParsedMail) -> str:

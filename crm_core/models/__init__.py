@@ -13,6 +13,7 @@ from crm_core.models.conversations import (
 )
 from crm_core.models.deals import Deal, DealStageChange, Funnel, Stage, Task
 from crm_core.models.journal import AuditEntry, OutboxMessage
+from crm_core.models.parked import ParkedItem
 from crm_core.models.people import ApiToken, ConversationRead, Manager, ManagerSession, Team
 from crm_core.models.timers import Timer
 from crm_core.models.webhooks import WebhookDelivery, WebhookSubscription
@@ -37,6 +38,7 @@ __all__ = [
     "Message",
     "MessageRevision",
     "OutboxMessage",
+    "ParkedItem",
     "RoutingDocument",
     "Stage",
     "Task",

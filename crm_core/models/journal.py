@@ -28,7 +28,12 @@ class OutboxMessage(Base):
     """Something that must leave the house, written in the transaction that caused it."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_due", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+        Index("ix_outbox_ordering", "ordering_key", "status"),
+        Index("ix_outbox_group", "group_key", "status"),
+        Index("ix_outbox_topic_created", "topic", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     topic: Mapped[str] = mapped_column(String(64))
@@ -41,3 +46,8 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A row is claimed only when no earlier row (by ``sequence``, then id) of the same
+    # ordering key is still pending; the rows of one group are released together.
+    ordering_key: Mapped[str | None] = mapped_column(String(200))
+    sequence: Mapped[int | None] = mapped_column(Id)
+    group_key: Mapped[str | None] = mapped_column(String(100))

@@ -25,6 +25,7 @@ class WebhookSubscription(Base):
     disabled_reason: Mapped[str | None] = mapped_column(String(500))
     last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -45,3 +46,4 @@ class WebhookDelivery(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     error: Mapped[str | None] = mapped_column(Text)
     duration_ms: Mapped[int] = mapped_column(Integer)
+    outbox_id: Mapped[int | None] = mapped_column(Id)  # the delivery's outbox row (retry)

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.api import calls_doc, inbox_doc, webhooks_doc
+from hub.api import calls_doc, inbox_doc, parked, people, webhooks_doc
 from hub.api.auth import ADMIN_PATHS, PUBLIC, SAFE_METHODS
 from hub.api.deals import StageMove
 from hub.api.ids import cursor_schema, id_schema, nullable_id_schema
@@ -151,6 +151,8 @@ def document() -> dict[str, Any]:
     for schema in list(schemas.values()):  # pydantic nests enums under $defs: hoist them
         schemas.update(schema.pop("$defs", {}))
     schemas.update(calls_doc.schemas())
+    schemas.update(parked.schemas())
+    schemas.update(people.identity_schemas())
     return _with_common_responses(
         {
             "openapi": "3.1.0",
@@ -171,6 +173,8 @@ def document() -> dict[str, Any]:
                 **webhooks_doc.paths(),
                 **inbox_doc.paths(),
                 **calls_doc.paths(),
+                **parked.paths(),
+                **people.identity_paths(),
                 "/api/v1/inbound": {
                     "post": {
                         "summary": "Ingest one inbound message (the API channel).",
@@ -196,7 +200,10 @@ def document() -> dict[str, Any]:
                     }
                 },
                 "/api/v1/contacts": _list("Contacts with their identities.", []),
-                "/api/v1/contacts/{id}": _detail("A contact with identities, touches and merges."),
+                "/api/v1/contacts/{id}": _detail(
+                    "A contact with identities (each with unreachable_at and "
+                    "unreachable_reason, see Identity), touches and merges."
+                ),
                 "/api/v1/conversations": _list(
                     "Conversations.",
                     [

@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from crm_core.access import sees_contact
+from crm_core.channel_state import clear_unreachable
 from crm_core.enums import Role
 from crm_core.identities import InvalidIdentityError
 from crm_core.journal import Journal
@@ -22,10 +24,11 @@ from crm_core.people import (
     create_manager,
     set_team_sharing,
 )
-from hub.api.auth import require_admin
+from crm_core.queries import identity_row
+from hub.api.auth import VIEWER, require_admin
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
-from hub.api.ids import path_id
+from hub.api.ids import id_schema, path_id
 from hub.keys import CLOCK, DATABASE, TOKENS
 
 routes = web.RouteTableDef()
@@ -155,3 +158,82 @@ async def patch_team(request: web.Request) -> web.Response:
         return {"id": team.id, "name": team.name, "shared_work": team.shared_work}
 
     return await _admin_write(request, act)
+
+
+@routes.delete("/api/v1/contacts/{id}/identities/{identity_id}/unreachable")
+async def clear_identity_unreachable(request: web.Request) -> web.Response:
+    """The client can be reached by this identity again: replies may use it. Anyone who
+    sees the contact may (as for its timeline); the change is in the audit log."""
+    viewer = request[VIEWER]
+    contact_id = path_id(request)
+    identity_id = path_id(request, "identity_id")
+    clock = request.app[CLOCK]
+
+    def work(session: Session) -> dict[str, Any] | None:
+        if not sees_contact(session, viewer, contact_id):
+            return None
+        journal = Journal(viewer.actor, clock.now())
+        row = clear_unreachable(session, journal, contact_id, identity_id)
+        journal.flush(session)
+        return None if row is None else identity_row(row)
+
+    found = await request.app[DATABASE].write(work)
+    if found is None:
+        raise not_found("identity")
+    return web.json_response(found)
+
+
+def identity_schemas() -> dict[str, Any]:
+    """The OpenAPI schema of a contact's identity (in contacts and the contact card)."""
+    when = {"type": "string", "format": "date-time"}
+    return {
+        "Identity": {
+            "type": "object",
+            "required": ["id", "kind", "value", "unreachable_at", "unreachable_reason"],
+            "properties": {
+                "id": id_schema(),
+                "kind": {"type": "string", "description": "phone, email, telegram, ..."},
+                "value": {"type": "string"},
+                "unreachable_at": {
+                    "anyOf": [when, {"type": "null"}],
+                    "description": "When the hub learned it cannot reach the client by it "
+                    "(the client blocked the bot, the address bounced); null: reachable.",
+                },
+                "unreachable_reason": {"type": ["string", "null"]},
+            },
+        }
+    }
+
+
+def identity_paths() -> dict[str, Any]:
+    """The OpenAPI entry of clearing an identity's unreachable mark."""
+    identity = {"$ref": "#/components/schemas/Identity"}
+    error = {"$ref": "#/components/schemas/Error"}
+    return {
+        "/api/v1/contacts/{id}/identities/{identity_id}/unreachable": {
+            "delete": {
+                "summary": "Clear the unreachable mark of a contact's identity: replies and "
+                "the reply box may use it again (journaled as identity.unreachable_cleared).",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": id_schema()},
+                    {
+                        "name": "identity_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": id_schema(),
+                    },
+                ],
+                "responses": {
+                    "200": {
+                        "description": "The identity, reachable.",
+                        "content": {"application/json": {"schema": identity}},
+                    },
+                    "404": {
+                        "description": "No such contact the caller may see, or no such "
+                        "identity of it.",
+                        "content": {"application/json": {"schema": error}},
+                    },
+                },
+            }
+        }
+    }

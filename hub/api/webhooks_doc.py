@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hub.api.ids import cursor_schema, id_schema
-from hub.api.webhooks import SubscriptionIn, SubscriptionPatch
+from hub.api.webhooks import Replay, SubscriptionIn, SubscriptionPatch
 from webhooks.sources import KINDS
 
 _REF = "#/components/schemas/{model}"
@@ -65,7 +65,11 @@ def _hook(slug: str) -> dict[str, Any]:
         **_HOOK_ERRORS,
     }
     if slug == "meta":
-        responses["502"] = _error("The Graph API did not give the lead; Meta retries.")
+        responses["200"] = {
+            "description": "Each lead stands alone: the stored ones are in leads; one the "
+            "Graph API did not give is in parked (GET /api/v1/parked) and, when the error "
+            "can heal, fetched again in the background."
+        }
     item: dict[str, Any] = {
         "post": {
             "summary": _DESCRIPTIONS[slug],
@@ -106,6 +110,13 @@ _PAGING = [
     {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
 ]
 _API_ERRORS = {"400": _error("Malformed; the body names the field."), "401": _error("No token.")}
+_DELIVERY_ID = {
+    "name": "delivery_id",
+    "in": "path",
+    "required": True,
+    "schema": id_schema(),
+    "description": "An id from the delivery log (GET .../deliveries).",
+}
 
 
 def paths() -> dict[str, Any]:
@@ -143,8 +154,19 @@ def paths() -> dict[str, Any]:
                     **_API_ERRORS,
                 },
             },
+            "delete": {
+                "summary": "Delete a subscription, its delivery log and its deliveries not "
+                "yet done (dropped with it, never sent).",
+                "parameters": [_ID],
+                "responses": {
+                    "204": {"description": "Deleted."},
+                    "404": _error("No such subscription."),
+                    **_API_ERRORS,
+                },
+            },
             "patch": {
-                "summary": "Change a subscription; active=true re-enables a disabled one.",
+                "summary": "Change a subscription; active=true re-enables a disabled one "
+                "and sends, in order, the deliveries that waited while it was off.",
                 "parameters": [_ID],
                 "requestBody": {"required": True, "content": patch},
                 "responses": {
@@ -160,6 +182,51 @@ def paths() -> dict[str, Any]:
                 "parameters": [_ID, *_PAGING],
                 "responses": {
                     "200": _json("Page", "A page of delivery attempts."),
+                    "404": _error("No such subscription."),
+                    **_API_ERRORS,
+                },
+            }
+        },
+        f"{subscriptions}/{{id}}/deliveries/{{delivery_id}}/retry": {
+            "post": {
+                "summary": "Send the event of a logged attempt again (same webhook-id and "
+                "body): made due now if still waiting, else queued anew; in its order.",
+                "parameters": [_ID, _DELIVERY_ID],
+                "responses": {
+                    "202": _json("WebhookQueued", "Queued (queued=0: it was waiting)."),
+                    "404": _error("No such subscription, or no such delivery of it."),
+                    "409": _error("A ping, or an attempt whose delivery is not kept."),
+                    **_API_ERRORS,
+                },
+            }
+        },
+        f"{subscriptions}/{{id}}/replay": {
+            "post": {
+                "summary": "New deliveries of the events of a period that the subscription "
+                "wants, in the order they happened (same webhook-ids as the first time).",
+                "parameters": [_ID],
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {"schema": {"$ref": "#/components/schemas/Replay"}}
+                    },
+                },
+                "responses": {
+                    "202": _json(
+                        "WebhookQueued", "Queued; next_since is set when the limit was reached."
+                    ),
+                    "404": _error("No such subscription."),
+                    **_API_ERRORS,
+                },
+            }
+        },
+        f"{subscriptions}/{{id}}/ping": {
+            "post": {
+                "summary": "Send a ping event now, signed and posted as any webhook (on or "
+                "off); answers what the receiver answered, and logs it.",
+                "parameters": [_ID],
+                "responses": {
+                    "200": _json("WebhookPing", "What the receiver answered (ok or not)."),
                     "404": _error("No such subscription."),
                     **_API_ERRORS,
                 },
@@ -182,8 +249,42 @@ def schemas() -> dict[str, Any]:
                 "description": {"type": "string"},
                 "active": {"type": "boolean"},
                 "failure_count": {"type": "integer"},
+                "failing_since": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "The first failure of the current streak.",
+                },
                 "disabled_reason": {"type": ["string", "null"]},
+                "waiting_deliveries": {
+                    "type": "integer",
+                    "description": "Deliveries not yet done: waiting, or retrying.",
+                },
                 "secret": {"type": "string", "description": "Only when generated, only once."},
+            },
+        },
+        "Replay": Replay.model_json_schema(ref_template=_REF),
+        "WebhookQueued": {
+            "type": "object",
+            "required": ["queued", "webhook_id", "next_since"],
+            "properties": {
+                "queued": {"type": "integer", "description": "New deliveries written."},
+                "webhook_id": {"type": ["string", "null"]},
+                "next_since": {
+                    "type": ["string", "null"],
+                    "format": "date-time",
+                    "description": "Where a replay that reached its limit stopped.",
+                },
+            },
+        },
+        "WebhookPing": {
+            "type": "object",
+            "required": ["ok", "status_code", "error", "duration_ms", "webhook_id"],
+            "properties": {
+                "ok": {"type": "boolean"},
+                "status_code": {"type": ["integer", "null"]},
+                "error": {"type": ["string", "null"]},
+                "duration_ms": {"type": "integer"},
+                "webhook_id": {"type": "string"},
             },
         },
     }

@@ -6,7 +6,11 @@ from typing import Any
 
 from aiohttp import ClientSession, CookieJar
 
+from crm_core.clock import ManualClock
+from crm_core.contracts import IdentityRef
 from crm_core.db import Database
+from crm_core.enums import IdentityKind
+from hub.keys import INGEST
 from tests.factories import emitted
 from tests.integration.conftest import World
 
@@ -115,3 +119,81 @@ async def test_guessing_the_current_password_is_braked(world: World) -> None:
         braked = await browser.patch("/api/v1/me", json=right, headers=headers)
         assert braked.status == 429
         assert "Retry-After" in braked.headers
+
+
+async def test_an_unreachable_identity_shows_on_the_contact_until_a_manager_clears_it(
+    world: World, db: Database, clock: ManualClock
+) -> None:
+    client, ann, integration = world.client, world.auth["ann"], world.auth["integration"]
+    contact = world.contacts["ann"]
+    mail = {
+        "channel": "email",
+        "channel_account": "sales",
+        "external_id": "mail-1",
+        "sender": {
+            "name": "Client 1",
+            "identities": [
+                {"kind": "phone", "value": "+79160000001"},
+                {"kind": "email", "value": "client1@example.test"},
+            ],
+        },
+        "text": "The same client, by mail",
+    }
+    stored = await client.post("/api/v1/inbound", json=mail, headers=integration)
+    assert stored.status == 201, await stored.text()
+    assert (await stored.json())["contact_id"] == contact
+    app = client.app
+    assert app is not None
+    bounced = IdentityRef(IdentityKind.EMAIL, "client1@example.test")
+    assert await app[INGEST].mark_unreachable(bounced, "550 5.1.1 mailbox unknown")
+
+    card = await (await client.get(f"/api/v1/contacts/{contact}", headers=ann)).json()
+    flags = {i["kind"]: (i["unreachable_at"], i["unreachable_reason"]) for i in card["identities"]}
+    assert flags == {
+        "phone": (None, None),
+        "email": (clock.now().isoformat(), "550 5.1.1 mailbox unknown"),
+    }
+    # The reply box no longer offers the mailbox.
+    sales = {"channel": "email", "channel_account": "sales"}
+    assert sales not in card["reachable_accounts"]
+    assert sales in card["unreachable_accounts"]
+    listed = await (await client.get("/api/v1/contacts", headers=ann)).json()
+    [row] = [c for c in listed["items"] if c["id"] == contact]
+    assert {i["kind"]: i["unreachable_at"] for i in row["identities"]}["email"] is not None
+
+    email_id = next(i["id"] for i in card["identities"] if i["kind"] == "email")
+    path = f"/api/v1/contacts/{contact}/identities/{email_id}/unreachable"
+    # A colleague's client is as if it did not exist: its mark stays.
+    bobs = world.contacts["bob"]
+    assert await app[INGEST].mark_unreachable(IdentityRef(IdentityKind.PHONE, "+79160000002"), "x")
+    bob_card = await (await client.get(f"/api/v1/contacts/{bobs}", headers=integration)).json()
+    bob_phone = bob_card["identities"][0]["id"]
+    colleague = f"/api/v1/contacts/{bobs}/identities/{bob_phone}/unreachable"
+    assert (await client.delete(colleague, headers=ann)).status == 404
+    bob_card = await (await client.get(f"/api/v1/contacts/{bobs}", headers=integration)).json()
+    assert bob_card["identities"][0]["unreachable_reason"] == "x"
+    elsewhere = f"/api/v1/contacts/{contact}/identities/{bob_phone}/unreachable"
+    assert (await client.delete(elsewhere, headers=integration)).status == 404
+    missing = f"/api/v1/contacts/{contact}/identities/{email_id + 1000}/unreachable"
+    assert (await client.delete(missing, headers=ann)).status == 404
+
+    cleared = await client.delete(path, headers=ann)
+    assert cleared.status == 200, await cleared.text()
+    assert await cleared.json() == {
+        "id": email_id,
+        "kind": "email",
+        "value": "client1@example.test",
+        "unreachable_at": None,
+        "unreachable_reason": None,
+    }
+    card = await (await client.get(f"/api/v1/contacts/{contact}", headers=ann)).json()
+    assert all(i["unreachable_at"] is None for i in card["identities"])
+    assert sales in card["reachable_accounts"]
+    assert card["unreachable_accounts"] == []
+    events = await emitted(db, "identity.unreachable_cleared")
+    assert [(e["identity_id"], e["reason"]) for e in events] == [
+        (email_id, "550 5.1.1 mailbox unknown")
+    ]
+    again = await client.delete(path, headers=ann)  # nothing to clear: no second event
+    assert again.status == 200
+    assert len(await emitted(db, "identity.unreachable_cleared")) == 1

@@ -1,6 +1,6 @@
 // The contact card (identities, attribution, deals, tasks, merges) and the contact page.
 
-import { get, post } from "./api.js";
+import { api, get, post } from "./api.js";
 import { channelLabel, fill, formatMoney, formatWhen, h, localName, t, untrusted, untrustedString } from "./dom.js";
 import { onEvent } from "./live.js";
 import { renderTimeline } from "./timeline.js";
@@ -40,14 +40,37 @@ function touchRows(touch) {
   return [h("dl", { class: "facts" }, rows)];
 }
 
-function identityRow(identity) {
+function identityRow(identity, contact, onChanged) {
+  const flagged = Boolean(identity.unreachable_at);
   return h(
     "li",
-    { class: identity.unreachable_at ? "unreachable" : null },
+    { class: flagged ? "unreachable" : null, dataset: { identityId: identity.id } },
     h("span", { class: "tag" }, t(`identity.${identity.kind}`)),
     " ",
     h("span", { class: "mono" }, untrusted(identity.value)),
-    identity.unreachable_at ? h("span", { class: "muted" }, ` (${t("contact.unreachable")})`) : null,
+    flagged ? h("span", { class: "muted" }, ` (${t("contact.unreachable")})`) : null,
+    flagged
+      ? h(
+          "div",
+          { class: "muted small unreachable-why" },
+          formatWhen(identity.unreachable_at),
+          identity.unreachable_reason ? " · " : "",
+          identity.unreachable_reason ? untrusted(identity.unreachable_reason) : "",
+          " ",
+          h(
+            "button",
+            {
+              type: "button",
+              class: "link clear-unreachable",
+              onclick: async () => {
+                await api("DELETE", `/api/v1/contacts/${contact.id}/identities/${identity.id}/unreachable`);
+                if (onChanged) onChanged();
+              },
+            },
+            t("contact.clear_unreachable"),
+          ),
+        )
+      : null,
   );
 }
 
@@ -65,7 +88,7 @@ export async function contactCard(contact, { onChanged } = {}) {
     ),
     section(
       t("contact.identities"),
-      h("ul", { class: "plain identities" }, (contact.identities || []).map(identityRow)),
+      h("ul", { class: "plain identities" }, (contact.identities || []).map((i) => identityRow(i, contact, onChanged))),
     ),
     section(t("contact.first_touch"), ...touchRows(contact.first_touch)),
   );

@@ -303,13 +303,27 @@ export async function start({ me, root }) {
 
   function composer(conversation, contact) {
     const accounts = contact.reachable_accounts || [];
+    const own = (a) => a.channel === conversation.channel && a.channel_account === conversation.channel_account;
+    // The client blocked the bot or the address bounced: the conversation's own channel
+    // is not offered (until the mark is cleared on the contact card).
+    const ownUnreachable = (contact.unreachable_accounts || []).some(own);
+    const others = accounts.filter((a) => !own(a));
+    const ownLabel = `${channelLabel(conversation.channel)} · ${untrustedString(conversation.channel_account)}`;
     const picker = h(
       "select",
       { id: "reply-account", "aria-label": t("reply.via") },
-      h("option", { value: "" }, `${channelLabel(conversation.channel)} · ${untrustedString(conversation.channel_account)}`),
-      accounts
-        .filter((a) => !(a.channel === conversation.channel && a.channel_account === conversation.channel_account))
-        .map((a) => h("option", { value: a.channel_account, dataset: { channel: a.channel } }, `${channelLabel(a.channel)} · ${untrustedString(a.channel_account)}`)),
+      h(
+        "option",
+        { value: "", disabled: ownUnreachable && others.length > 0 },
+        ownUnreachable ? `${ownLabel} (${t("contact.unreachable")})` : ownLabel,
+      ),
+      others.map((a, n) =>
+        h(
+          "option",
+          { value: a.channel_account, dataset: { channel: a.channel }, selected: ownUnreachable && n === 0 },
+          `${channelLabel(a.channel)} · ${untrustedString(a.channel_account)}`,
+        ),
+      ),
     );
     const text = h("textarea", {
       id: "reply-text",

@@ -148,7 +148,7 @@ class Lead:
     identities: set[tuple[str, str]]
     funnel: str
     touch: Touch
-    task_kind: str
+    task_kind: str | None  # None: no task (an answered call needs no call back)
     task_due: datetime | None
     text: str
     channel_account: str
@@ -166,7 +166,7 @@ async def _lead(db: Database, account: str) -> Lead:
         deal = session.scalars(select(Deal).where(Deal.contact_id == contact.id)).one()
         funnel = session.get(Funnel, deal.funnel_id)
         assert funnel is not None
-        task = session.scalars(select(Task).where(Task.deal_id == deal.id)).one()
+        task = session.scalars(select(Task).where(Task.deal_id == deal.id)).one_or_none()
         conversation = session.scalars(
             select(Conversation).where(Conversation.contact_id == contact.id)
         ).one()
@@ -183,8 +183,8 @@ async def _lead(db: Database, account: str) -> Lead:
             },
             funnel.code,
             touch,
-            task.kind,
-            task.due_at,
+            task.kind if task is not None else None,
+            task.due_at if task is not None else None,
             message.text,
             touch.channel_account,
         )
@@ -555,9 +555,11 @@ async def test_meta_challenge_signature_and_graph_fetch(
     assert lead.task_kind == "follow_up"
 
 
-async def test_meta_graph_failure_is_a_502_that_writes_nothing(
+async def test_meta_lead_the_graph_api_refuses_is_parked_and_answered_200(
     hub: TestClient[Any, Any], db: Database
 ) -> None:
+    """Meta resends what is not answered 2xx: a lead the Graph API refuses (404) is
+    parked instead (see test_meta_batches.py), and no contact, deal or task is made."""
     before = await _snapshot(db)
     body = json.dumps(
         {"entry": [{"changes": [{"field": "leadgen", "value": {"leadgen_id": "999"}}]}]}
@@ -568,7 +570,8 @@ async def test_meta_graph_failure_is_a_502_that_writes_nothing(
         data=body,
         headers={"Content-Type": "application/json", "X-Hub-Signature-256": sig},
     )
-    assert response.status == 502
+    assert response.status == 200
+    assert [p["leadgen_id"] for p in (await response.json())["parked"]] == ["999"]
     assert await _snapshot(db) == before
 
 
@@ -675,6 +678,7 @@ async def test_zadarma_an_answered_call_is_recorded_on_the_contact(
     lead = await _lead(db, "zadarma")
     assert lead.text.startswith("Answered call to 74951234567, extension 101, 2:05 (answered)")
     assert "Recording: 1234567.890" in lead.text
+    assert lead.task_kind is None  # answered: nobody has to call the client back
     call = await db.read(lambda s: s.scalars(select(Call)).one())
     assert (call.disposition, call.duration_seconds) == ("answered", 125)
 

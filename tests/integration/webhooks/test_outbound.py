@@ -22,13 +22,19 @@ from crm_core.events import EventBus
 from crm_core.ingest import IngestPolicy, IngestService
 from crm_core.journal import EVENTS_TOPIC, Journal
 from crm_core.models import OutboxMessage, WebhookSubscription
-from crm_core.outbox import OutboxItem, OutboxRelay
-from crm_core.webhook_subscriptions import WebhookDispatcher, WebhookFanOut, create_subscription
+from crm_core.outbox import Deferred, OutboxItem, OutboxRelay
+from crm_core.webhook_subscriptions import (
+    WebhookDeliveryError,
+    WebhookDispatcher,
+    WebhookFanOut,
+    create_subscription,
+)
 from hub.app import create_app
 from hub.settings import Settings
 from tests.factories import add_managers, api_token, inbound, phone
 from webhooks.delivery import PostResult, PublicOnlyResolver, WebhookPoster
 from webhooks.signatures import new_secret
+from webhooks.sources import SourceConfigError, load_config
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
@@ -219,6 +225,13 @@ class _Failing:
         return PostResult(500, "HTTP 500")
 
 
+class _Working:
+    async def deliver(
+        self, url: str, secret: str, webhook_id: str, timestamp: int, body: bytes
+    ) -> PostResult:
+        return PostResult(204, None)
+
+
 async def test_a_subscription_that_keeps_failing_is_disabled(
     db: Database, clock: ManualClock
 ) -> None:
@@ -240,15 +253,51 @@ async def test_a_subscription_that_keeps_failing_is_disabled(
     sub_id = await db.write(add)
     dispatcher = WebhookDispatcher(db, clock, _Failing(), disable_after=3)
     payload = {"subscription_id": sub_id, "webhook_id": "msg_1", "event": "x.y", "body": "{}"}
-    for attempt in (1, 2, 3):
-        with pytest.raises(Exception, match="HTTP 500"):
+    # Five failures within a second are a burst, not an outage: still on.
+    for attempt in range(1, 6):
+        with pytest.raises(WebhookDeliveryError, match="HTTP 500"):
             await dispatcher(OutboxItem(1, "webhook.deliver", "k", payload, attempt))
+        clock.advance(timedelta(milliseconds=100))
     sub = await db.read(lambda s: s.get(WebhookSubscription, sub_id))
     assert sub is not None
-    assert (sub.active, sub.failure_count) == (False, 3)
-    assert sub.disabled_reason is not None
-    # A disabled subscription is skipped without a request.
-    await dispatcher(OutboxItem(1, "webhook.deliver", "k", payload, 4))
+    assert (sub.active, sub.failure_count) == (True, 5)
+    assert sub.failing_since == clock.now() - timedelta(milliseconds=500)
+    # Still failing a day after the first failure of the streak: off.
+    clock.advance(timedelta(hours=24))
+    with pytest.raises(WebhookDeliveryError, match="HTTP 500"):
+        await dispatcher(OutboxItem(1, "webhook.deliver", "k", payload, 6))
+    sub = await db.read(lambda s: s.get(WebhookSubscription, sub_id))
+    assert sub is not None
+    assert (sub.active, sub.failure_count) == (False, 6)
+    assert "over 24 h" in (sub.disabled_reason or "")
+    # A disabled subscription's delivery waits, without a request and without an attempt.
+    with pytest.raises(Deferred, match="the subscription is off"):
+        await dispatcher(OutboxItem(1, "webhook.deliver", "k", payload, 7))
+
+
+async def test_a_success_ends_the_streak_so_failures_far_apart_never_disable(
+    db: Database, clock: ManualClock
+) -> None:
+    def add(session: Session) -> int:
+        journal = Journal("test", clock.now())
+        sub = create_subscription(
+            session, journal, url="http://127.0.0.1:9/x", events=["*"], secret=new_secret()
+        )
+        return sub.id
+
+    sub_id = await db.write(add)
+    failing = WebhookDispatcher(db, clock, _Failing(), disable_after=2)
+    working = WebhookDispatcher(db, clock, _Working(), disable_after=2)
+    payload = {"subscription_id": sub_id, "webhook_id": "msg_1", "event": "x.y", "body": "{}"}
+    for _day in range(3):
+        for attempt in (1, 2, 3):
+            with pytest.raises(WebhookDeliveryError):
+                await failing(OutboxItem(1, "webhook.deliver", "k", payload, attempt))
+            clock.advance(timedelta(hours=7))
+        await working(OutboxItem(1, "webhook.deliver", "k", payload, 4))
+    sub = await db.read(lambda s: s.get(WebhookSubscription, sub_id))
+    assert sub is not None
+    assert (sub.active, sub.failure_count, sub.failing_since) == (True, 0, None)
 
 
 async def test_admin_api_validates_and_hides_the_secret(
@@ -368,3 +417,14 @@ async def test_allow_private_targets_takes_them(
         )
         assert made.status == 201, await made.text()
     assert WebhookPoster(allow_private=True).refusal("http://0x7f000001/") is None
+
+
+def test_the_outage_settings_have_defaults_and_refuse_nonsense() -> None:
+    default = load_config({})
+    assert (default.disable_after_failures, default.disable_after_hours) == (30, 24)
+    assert default.delivery_retention_days == 7
+    chosen = load_config({"disable_after_hours": 72, "delivery_retention_days": 14})
+    assert (chosen.disable_after_hours, chosen.delivery_retention_days) == (72, 14)
+    for bad in ({"disable_after_hours": 0}, {"delivery_retention_days": "7"}):
+        with pytest.raises(SourceConfigError, match="expected a positive integer"):
+            load_config(bad)
