@@ -156,18 +156,24 @@ def load_automation(data: Mapping[str, Any] | None) -> Automation:
     """The ``automation`` section of the routing file; errors name the place."""
     if not data:
         return Automation()
+    data = _mapping(data, "automation")
     stages: dict[tuple[str, str], tuple[Action, ...]] = {}
-    for i, spec in enumerate(_list(data.get("stages", []), "automation.stages")):
+    for i, item in enumerate(_list(data.get("stages", []), "automation.stages")):
         where = f"automation.stages[{i}]"
+        spec = _mapping(item, where)
         key = (_text(spec, "funnel", where), _text(spec, "stage", where))
         stages[key] = tuple(
             _action(a, f"{where}.actions[{j}]")
             for j, a in enumerate(_list(spec.get("actions", []), where))
         )
     triggers = []
-    for i, spec in enumerate(_list(data.get("triggers", []), "automation.triggers")):
+    for i, item in enumerate(_list(data.get("triggers", []), "automation.triggers")):
         where = f"automation.triggers[{i}]"
+        spec = _mapping(item, where)
         on = spec.get("on")
+        task_kind = spec.get("task_kind")
+        if task_kind is not None and not isinstance(task_kind, str):
+            raise AutomationError(f"{where}.task_kind", "a string is needed")
         if on not in _EVENTS:
             raise AutomationError(f"{where}.on", "one of " + ", ".join(_EVENTS))
         triggers.append(
@@ -175,8 +181,8 @@ def load_automation(data: Mapping[str, Any] | None) -> Automation:
                 on=on,
                 funnel=_text(spec, "funnel", where),
                 to=_text(spec, "to", where),
-                from_stages=frozenset(_list(spec.get("from", []), f"{where}.from")),
-                task_kind=spec.get("task_kind"),
+                from_stages=frozenset(_texts(spec.get("from", []), f"{where}.from")),
+                task_kind=task_kind,
             )
         )
     return Automation(stages=stages, triggers=tuple(triggers))
@@ -209,10 +215,23 @@ def _action(spec: Any, where: str) -> Action:
     raise AutomationError(where, f"unknown action {name!r}")
 
 
+def _mapping(value: Any, where: str) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise AutomationError(where, "expected a mapping")
+    return value
+
+
 def _list(value: Any, where: str) -> Sequence[Any]:
     if not isinstance(value, list):
         raise AutomationError(where, "expected a list")
     return value
+
+
+def _texts(value: Any, where: str) -> list[str]:
+    items = _list(value, where)
+    if not all(isinstance(item, str) for item in items):
+        raise AutomationError(where, "a list of stage codes is needed")
+    return list(items)
 
 
 def _text(spec: Mapping[str, Any], key: str, where: str) -> str:

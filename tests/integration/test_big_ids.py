@@ -257,15 +257,18 @@ async def test_postgres_ids_are_bigint_and_the_migration_round_trips(pg_url: str
 
     await asyncio.to_thread(migrate.downgrade, pg_url, "0004_inbox")
     columns, sequences = await _pg_types(pg_url)
-    assert {columns[key] for key in wanted} == {"integer"}
-    assert {sequences[name] for name in serials} == {"integer"}
+    # Only what existed at 0004 was 32-bit (later migrations add tables and columns).
+    then = {key for key in wanted if key in columns}
+    assert {("contacts", "id"), ("messages", "conversation_id")} <= then
+    assert {columns[key] for key in then} == {"integer"}
+    assert {sequences[name] for name in serials if name in sequences} == {"integer"}
     database = Database(pg_url)
     try:
         changes = await database.read(lambda s: _diff(s.connection()))
     finally:
         await database.dispose()
     retyped = {(c[0][2], c[0][3]) for c in changes if c[0][0] == "modify_type"}
-    assert retyped == wanted  # what the models say and 0005 does are the same columns
+    assert retyped == then  # what the models say and 0005 does are the same columns
 
     await asyncio.to_thread(migrate.upgrade, pg_url)
     columns, sequences = await _pg_types(pg_url)
