@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm_core.journal import Journal
 from crm_core.models import ParkedItem
 from crm_core.queries import Page, plain
+from crm_core.tables import insert_new, parked_items
 from crm_core.text import scrubbed
 
 RETRYING = "retrying"
@@ -67,11 +67,9 @@ def park(session: Session, failure: Failure, now: datetime, max_attempts: int) -
     key = _text(failure.item_key, 200)
     reason = _text(failure.reason, 500)
     detail = {k: None if v is None else _text(v, 200) for k, v in failure.detail.items()}
-    table = ParkedItem.__table__
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    table = parked_items
     session.execute(
-        dialect.insert(table)
-        .values(
+        insert_new(session, table, ["channel", "account", "item_key"]).values(
             channel=failure.channel,
             account=failure.account,
             item_key=key,
@@ -83,7 +81,6 @@ def park(session: Session, failure: Failure, now: datetime, max_attempts: int) -
             last_failed_at=now,
             next_attempt_at=None,
         )
-        .on_conflict_do_nothing(index_elements=["channel", "account", "item_key"])
     )
     row = session.scalars(
         select(ParkedItem)

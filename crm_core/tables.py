@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
-from typing import cast
+from collections.abc import Sequence
+from typing import Any, cast
 
 from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
 
 from crm_core import models
 
 
 def _table(model: type[models.Base]) -> Table:
     return cast(Table, model.__table__)
+
+
+def insert_new(session: Session, table: Table, keys: Sequence[str]) -> Any:
+    """An INSERT of ``table`` that skips a row whose ``keys`` are taken (ON CONFLICT DO
+    NOTHING, in the session's dialect)."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
 
 channel_accounts = _table(models.ChannelAccount)
@@ -30,3 +40,4 @@ audit_log = _table(models.AuditEntry)
 outbox = _table(models.OutboxMessage)
 checkpoints = _table(models.ChannelCheckpoint)
 timers = _table(models.Timer)
+parked_items = _table(models.ParkedItem)

@@ -34,7 +34,6 @@ from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from sqlalchemy import func, literal, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from crm_core import tables
@@ -454,10 +453,7 @@ def _all_targets(session: Session) -> tuple[_Target, ...]:
 
 def insert_new(session: Session, rows: list[dict[str, Any]]) -> None:
     """Insert the rows whose idempotency key is new (a retried fan-out adds nothing)."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(tables.outbox).on_conflict_do_nothing(index_elements=["idempotency_key"])
-    session.execute(statement, rows)
+    session.execute(tables.insert_new(session, tables.outbox, ["idempotency_key"]), rows)
 
 
 class SendOutcome(Protocol):
