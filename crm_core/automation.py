@@ -23,6 +23,7 @@ from crm_core.journal import Journal
 from crm_core.models import Deal, Funnel, Stage
 from crm_core.people import head_of_sales
 from crm_core.replies import ReplyError, queue_reply
+from crm_core.snapshots import DealSnapshot
 from crm_core.tasks import create_task
 
 Event = Literal["client_replied", "task_completed", "call_missed"]
@@ -149,6 +150,7 @@ def _run(session: Session, journal: Journal, deal: Deal, stage: Stage, action: A
             deal.id,
             payload,
             event_key=journal.occurrence(deal.id, stage.id),
+            about=DealSnapshot.of(session, deal, stage.code),
         )
 
 

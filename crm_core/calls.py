@@ -27,6 +27,7 @@ from crm_core.conversation_actions import announce_reassigned
 from crm_core.enums import CallDisposition, Direction, TaskKind, TaskStatus
 from crm_core.journal import Journal
 from crm_core.models import Call, Contact, Conversation, Deal, Manager, Message, Task
+from crm_core.snapshots import CallSnapshot, TaskSnapshot
 from crm_core.tasks import create_task
 
 WITHHELD = "Withheld number"  # what a call from a caller who hid the number is filed as
@@ -94,7 +95,7 @@ def record_call(
     elif call.disposition is CallDisposition.ANSWERED:
         settle_answered(session, journal, row)
     event = "call.missed" if call.missed else "call.ended"
-    journal.recorded_and_emitted(event, "call", row.id, payload)
+    journal.recorded_and_emitted(event, "call", row.id, payload, about=CallSnapshot.of(row))
     return task_id
 
 
@@ -141,6 +142,7 @@ def record_repeat(session: Session, journal: Journal, call: CallRecord) -> None:
                 "reason": f"call {row.call_key} was answered",
             },
             event_key=journal.occurrence(task.id, "cancelled"),
+            about=TaskSnapshot.of(task),
         )
     session.flush()
     settle_answered(session, journal, row)
@@ -150,6 +152,7 @@ def record_repeat(session: Session, journal: Journal, call: CallRecord) -> None:
         row.id,
         {**_payload(row), "previous_disposition": before},
         event_key=journal.occurrence(row.id, "answered"),
+        about=CallSnapshot.of(row),
     )
 
 

@@ -14,6 +14,7 @@ from crm_core.enums import Direction
 from crm_core.fastsql import Prepared, Raw
 from crm_core.journal import Journal
 from crm_core.models import ChannelAccount, ContactIdentity, Message, MessageRevision
+from crm_core.snapshots import MessageSnapshot
 
 _UPDATE_CHECKPOINT = Prepared(
     update(t.checkpoints)
@@ -88,6 +89,7 @@ def apply_edit(session: Session, edit: Edit, journal: Journal) -> bool:
         message.id,
         {"message_id": message.id, "conversation_id": message.conversation_id},
         event_key=f"{message.id}:{int(edit.edited_at.timestamp() * 1_000_000)}",
+        about=MessageSnapshot.of(message, edit.channel.value),
     )
     return True
 

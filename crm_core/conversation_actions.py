@@ -24,6 +24,7 @@ from crm_core.models import (
     Message,
     Task,
 )
+from crm_core.snapshots import ConversationSnapshot, MessageSnapshot
 
 
 class ConversationActionError(ValueError):
@@ -72,6 +73,7 @@ def add_note(
             "conversation_id": conversation.id,
             "contact_id": conversation.contact_id,
         },
+        about=MessageSnapshot.of(note),
     )
     return note
 
@@ -147,6 +149,7 @@ def announce_reassigned(
             "reason": conversation.routing_reason,
         },
         event_key=event_key,
+        about=ConversationSnapshot.of(conversation),
     )
 
 
@@ -179,6 +182,7 @@ def set_status(
             "status": status.value,
         },
         event_key=journal.occurrence(conversation_id, status.value),
+        about=ConversationSnapshot.of(conversation),
     )
     return conversation
 
@@ -261,5 +265,6 @@ def conversation_on(
             "channel": account.channel,
             "assignee_id": conversation.assignee_id,
         },
+        about=ConversationSnapshot.of(conversation),
     )
     return conversation.id

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from crm_core.enums import StageKind
 from crm_core.journal import Journal
 from crm_core.models import Deal, DealStageChange, Stage
+from crm_core.snapshots import DealSnapshot
 
 StageEntered = Callable[[Session, Journal, Deal, Stage], None]
 
@@ -69,12 +70,15 @@ def move_deal(
         "stage": stage.code,
         "kind": stage.kind,
     }
+    snapshot = DealSnapshot.of(session, deal, stage.code)
     journal.recorded_and_emitted(
-        "deal.stage_changed", "deal", deal.id, payload, event_key=change.id
+        "deal.stage_changed", "deal", deal.id, payload, event_key=change.id, about=snapshot
     )
     if stage.kind != StageKind.OPEN:
         outcome = "deal.won" if stage.kind == StageKind.WON else "deal.lost"
-        journal.emit(outcome, change.id, {**payload, "lost_reason": deal.lost_reason})
+        journal.emit(
+            outcome, change.id, {**payload, "lost_reason": deal.lost_reason}, about=snapshot
+        )
     if on_enter is not None:
         on_enter(session, journal, deal, stage)
     return deal

@@ -62,7 +62,7 @@ class IngestService:
         self.automation = automation or Automation()
         self._on_commit = on_commit
         self._account_ids: dict[tuple[str, str], int] = {}
-        self._first_stages: dict[str, tuple[float, int, int]] = {}
+        self._first_stages: dict[str, tuple[float, int, int, str]] = {}
 
     async def ingest(
         self, message: InboundMessage, checkpoint: Checkpoint | None = None
@@ -170,14 +170,15 @@ class IngestService:
             or self.policy.default_funnel
         )
 
-    def first_stage(self, connection: Connection, code: str) -> tuple[int, int]:
-        """``(funnel id, first open stage id)`` of an active funnel, cached for a few seconds."""
+    def first_stage(self, connection: Connection, code: str) -> tuple[int, int, str]:
+        """``(funnel id, first open stage id, its code)`` of an active funnel, cached for
+        a few seconds."""
         now = time.monotonic()
         cached = self._first_stages.get(code)
         if cached is not None and cached[0] > now:
-            return cached[1], cached[2]
+            return cached[1], cached[2], cached[3]
         row = connection.execute(FIRST_STAGE, {"code": code}).first()
         if row is None:
             raise InvalidInboundError("funnel", f"no active funnel with the code {code!r}")
-        self._first_stages[code] = (now + _FUNNEL_CACHE_SECONDS, row[0], row[1])
-        return row[0], row[1]
+        self._first_stages[code] = (now + _FUNNEL_CACHE_SECONDS, row[0], row[1], row[2])
+        return row[0], row[1], row[2]

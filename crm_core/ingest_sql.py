@@ -130,7 +130,7 @@ OPEN_DEAL = Prepared(
     .limit(1)
 )
 FIRST_STAGE = (
-    select(t.stages.c.funnel_id, t.stages.c.id)
+    select(t.stages.c.funnel_id, t.stages.c.id, t.stages.c.code)
     .join(t.funnels, t.funnels.c.id == t.stages.c.funnel_id)
     .where(
         t.funnels.c.code == bindparam("code"),

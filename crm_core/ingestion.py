@@ -33,6 +33,15 @@ from crm_core.journal import Journal
 from crm_core.load_locks import assignment_stamp, decide_locked
 from crm_core.merge import merge_contacts
 from crm_core.replies import ReplyError, queue_reply
+from crm_core.snapshots import (
+    AttachmentSnapshot,
+    AttributionSnapshot,
+    ContactSnapshot,
+    ConversationSnapshot,
+    DealSnapshot,
+    MessageSnapshot,
+    TaskSnapshot,
+)
 from routing import Candidate, Decision, RoutingEvent, TaskSpec
 
 log = logging.getLogger(__name__)
@@ -49,7 +58,7 @@ class IngestContext(Protocol):
 
     def funnel_code(self, message: InboundMessage, rule_funnel: str | None) -> str: ...
 
-    def first_stage(self, connection: Connection, code: str) -> tuple[int, int]: ...
+    def first_stage(self, connection: Connection, code: str) -> tuple[int, int, str]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +99,8 @@ class Ingestion:
             return repeat
         contact, created, merged_ids = self._contact()
         conversation_id, assignee_id, conversation_created = self._conversation(contact, created)
-        message_id = self._message(conversation_id, conversation_created)
+        stored = self._message(conversation_id, conversation_created)
+        message_id = stored.id
         if self.decision is not None and self.decision.auto_reply:
             self._auto_reply(conversation_id, self.decision.auto_reply)
         deal_id, task_id = self._deal(contact, created, conversation_id, assignee_id)
@@ -126,6 +136,7 @@ class Ingestion:
                 "contact_id": contact.id,
                 "channel": self.message.channel.value,
             },
+            about=stored,
         )
         self.journal.flush(self.session)
         return IngestResult(
@@ -274,6 +285,15 @@ class Ingestion:
                 "name": message.display_name,
                 "identities": [{"kind": i.kind.value, "value": i.value} for i in self.identities],
             },
+            about=ContactSnapshot(
+                id=contact_id,
+                name=message.display_name,
+                company=message.company,
+                segment=message.segment.value if message.segment else None,
+                owner_id=None,
+                identities=ContactSnapshot.identities_of(self.identities),
+                created_at=self.now,
+            ),
         )
         return _Contact(contact_id, None, message.display_name)
 
@@ -375,6 +395,21 @@ class Ingestion:
                 "assignee_id": decision.manager_id,
                 "routing_reason": decision.reason,
             },
+            about=ConversationSnapshot(
+                id=conversation_id,
+                contact_id=contact.id,
+                channel_account_id=self.account_id,
+                status=ConversationStatus.OPEN.value,
+                assignee_id=decision.manager_id,
+                team_id=team_id,
+                routing_reason=decision.reason,
+                tags=tuple(decision.tags),
+                opened_at=self.message.occurred_at,
+                first_response_at=None,
+                sla_breached_at=None,
+                last_message_at=self.message.occurred_at,
+                closed_at=None,
+            ),
         )
         return conversation_id, decision.manager_id, True
 
@@ -472,7 +507,7 @@ class Ingestion:
         team_id = next((c.team_id for c in candidates if c.team == decision.team), None)
         return decision, team_id
 
-    def _message(self, conversation_id: int, conversation_created: bool) -> int:
+    def _message(self, conversation_id: int, conversation_created: bool) -> MessageSnapshot:
         message = self.message
         message_id = int(
             q.INSERT_MESSAGE.scalar(
@@ -498,7 +533,25 @@ class Ingestion:
             q.TOUCH_CONVERSATION.execute(
                 self.raw, {"conversation": conversation_id, "at": message.occurred_at}
             )
-        return message_id
+        return MessageSnapshot(
+            id=message_id,
+            conversation_id=conversation_id,
+            channel_account_id=self.account_id,
+            channel=message.channel.value,
+            direction=Direction.INBOUND.value,
+            author_kind=AuthorKind.CONTACT.value,
+            author_manager_id=None,
+            text=message.text,
+            attachments=tuple(
+                AttachmentSnapshot(a.name, a.content_type, a.size, a.storage_key, a.url, a.failure)
+                for a in message.attachments
+            ),
+            external_id=message.external_id,
+            delivery_status=DeliveryStatus.RECEIVED.value,
+            delivery_error=None,
+            occurred_at=message.occurred_at,
+            created_at=self.now,
+        )
 
     def _deal(
         self, contact: _Contact, new_contact: bool, conversation_id: int, assignee_id: int | None
@@ -511,9 +564,11 @@ class Ingestion:
                         self.session, self.journal, "client_replied", int(open_deal[0])
                     )
                 return None, None
-        code, funnel_id, stage_id = self._funnel_stage()
+        code, funnel_id, stage_id, stage_code = self._funnel_stage()
         owner_id = assignee_id or contact.owner_id
         decision = self.decision
+        title = self._deal_title(contact)
+        touch_id: int | None = getattr(self, "touch_id", None)
         deal_id = int(
             q.INSERT_DEAL.scalar(
                 self.raw,
@@ -522,12 +577,12 @@ class Ingestion:
                     "funnel_id": funnel_id,
                     "stage_id": stage_id,
                     "is_open": True,
-                    "title": self._deal_title(contact),
+                    "title": title,
                     "amount": None,
                     "currency": "RUB",
                     "owner_id": owner_id,
                     "lost_reason": None,
-                    "source_touch_id": getattr(self, "touch_id", None),
+                    "source_touch_id": touch_id,
                     "routing_reason": decision.reason if decision else None,
                     "tags": list(decision.tags) if decision else [],
                     "conversation_id": conversation_id,
@@ -558,6 +613,32 @@ class Ingestion:
                 "stage_id": stage_id,
                 "owner_id": owner_id,
             },
+            about=DealSnapshot(
+                id=deal_id,
+                title=title,
+                funnel=code,
+                funnel_id=funnel_id,
+                stage=stage_code,
+                stage_id=stage_id,
+                is_open=True,
+                amount=None,
+                currency="RUB",
+                contact_id=contact.id,
+                owner_id=owner_id,
+                conversation_id=conversation_id,
+                lost_reason=None,
+                routing_reason=decision.reason if decision else None,
+                tags=tuple(decision.tags) if decision else (),
+                attribution=None
+                if touch_id is None
+                else AttributionSnapshot.of(
+                    self.message.channel.value,
+                    self.message.channel_account,
+                    self.message.attribution,
+                ),
+                created_at=self.now,
+                closed_at=None,
+            ),
         )
         task_ids = [
             self._task(spec, owner_id, contact.id, deal_id, conversation_id)
@@ -565,28 +646,28 @@ class Ingestion:
         ]
         return deal_id, task_ids[0] if task_ids else None
 
-    def _funnel_stage(self) -> tuple[str, int, int]:
+    def _funnel_stage(self) -> tuple[str, int, int, str]:
         """The deal's funnel and stage: the message's own funnel, else the rule's, else the
         channel's or the default; a rule naming a funnel or stage that does not exist falls
         back (the client's message is never refused for a configuration slip)."""
         rule_funnel = self.decision.funnel if self.decision else None
         code = self.service.funnel_code(self.message, rule_funnel)
         try:
-            funnel_id, stage_id = self.service.first_stage(self.db, code)
+            funnel_id, stage_id, stage_code = self.service.first_stage(self.db, code)
         except InvalidInboundError:
             if self.message.funnel or not rule_funnel:
                 raise
             log.warning("routing rule names an unknown funnel %r; using the default", code)
             code = self.service.funnel_code(self.message, None)
-            funnel_id, stage_id = self.service.first_stage(self.db, code)
+            funnel_id, stage_id, stage_code = self.service.first_stage(self.db, code)
         wanted = self.decision.stage if self.decision else None
         if wanted:
             found = q.STAGE_BY_CODE.scalar(self.raw, {"funnel": funnel_id, "code": wanted})
             if found is None:
                 log.warning("routing rule names stage %r, not in funnel %r", wanted, code)
             else:
-                stage_id = int(found)
-        return code, funnel_id, stage_id
+                stage_id, stage_code = int(found), wanted
+        return code, funnel_id, stage_id, stage_code
 
     def _task_specs(self) -> tuple[TaskSpec, ...]:
         call = self.message.call
@@ -643,6 +724,21 @@ class Ingestion:
                 "kind": spec.kind,
                 "due_at": due_at.isoformat(),
             },
+            about=TaskSnapshot(
+                id=task_id,
+                kind=spec.kind,
+                title=spec.title,
+                status=TaskStatus.OPEN.value,
+                assignee_id=owner_id,
+                author_id=None,
+                due_at=due_at,
+                done_at=None,
+                overdue_at=None,
+                contact_id=contact_id,
+                deal_id=deal_id,
+                conversation_id=conversation_id,
+                created_at=self.now,
+            ),
         )
         return task_id
 

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from crm_core import tables
 from crm_core.enums import OutboxStatus
 from crm_core.fastsql import Prepared, Raw
+from crm_core.snapshots import Snapshot
 
 EVENTS_TOPIC = "events"  # one outbox row per transaction carries all its events
 LEGACY_EVENT_TOPIC_PREFIX = "event."  # one row per event, as rows were written before
@@ -69,20 +70,28 @@ class Journal:
             }
         )
 
-    def emit(self, event: str, key: int | str, payload: dict[str, Any]) -> None:
+    def emit(
+        self,
+        event: str,
+        key: int | str,
+        payload: Mapping[str, Any],
+        *,
+        about: Snapshot | None = None,
+    ) -> None:
         """An event for subscribers (outbound webhooks, inbox push), keyed ``event:key``.
+
+        ``about`` is the object as it is now (:mod:`crm_core.snapshots`), sent under its
+        name (``"deal": {...}``) next to the ids of ``payload``; the audit does not keep it.
 
         ``key`` names this occurrence: the created entity's id, the id of the row
         recording the change (a merge, a stage change), or, for any other change that may
         happen again (a manager changed twice), an :meth:`occurrence`. Never a key that
         a later change could repeat: webhook deliveries are deduplicated by it.
         """
-        self.events.append(
-            {
-                "key": f"{event}:{key}",
-                "payload": {"event": event, "occurred_at": self.now.isoformat(), **payload},
-            }
-        )
+        body = {"event": event, "occurred_at": self.now.isoformat(), **payload}
+        if about is not None:
+            body[about.KEY] = about.json()
+        self.events.append({"key": f"{event}:{key}", "payload": body})
 
     def enqueue(self, topic: str, idempotency_key: str, payload: dict[str, Any]) -> None:
         self.outbox.append(
@@ -113,10 +122,12 @@ class Journal:
         payload: dict[str, Any],
         *,
         event_key: int | str | None = None,
+        about: Snapshot | None = None,
     ) -> None:
-        """The common case: an audit entry and an event of the same name."""
+        """The common case: an audit entry and an event of the same name (the event
+        also carries ``about``, the object's snapshot; the audit entry does not)."""
         self.record(action, entity_type, entity_id, payload)
-        self.emit(action, entity_id if event_key is None else event_key, payload)
+        self.emit(action, entity_id if event_key is None else event_key, payload, about=about)
 
     def flush(self, session: Session) -> None:
         if self.events:

@@ -25,6 +25,7 @@ from crm_core.models import (
     Task,
     Touch,
 )
+from crm_core.snapshots import ContactSnapshot, IdentitySnapshot
 
 _MOVABLE: dict[str, Any] = {
     "identities": ContactIdentity,
@@ -79,7 +80,12 @@ def merge_contacts(
     session.flush()
     payload = {"merge_id": record.id, "contact_id": survivor.id, "merged_contact_id": merged.id}
     journal.recorded_and_emitted(
-        "contact.merged", "contact", survivor.id, payload, event_key=record.id
+        "contact.merged",
+        "contact",
+        survivor.id,
+        payload,
+        event_key=record.id,
+        about=_contact_snapshot(session, survivor),
     )
     return record
 
@@ -119,7 +125,12 @@ def undo_merge(session: Session, merge_id: int, journal: Journal) -> ContactMerg
     session.flush()
     payload = {"merge_id": record.id, "contact_id": survivor.id, "merged_contact_id": merged.id}
     journal.recorded_and_emitted(
-        "contact.merge_undone", "contact", survivor.id, payload, event_key=record.id
+        "contact.merge_undone",
+        "contact",
+        survivor.id,
+        payload,
+        event_key=record.id,
+        about=_contact_snapshot(session, survivor),
     )
     return record
 
@@ -129,6 +140,17 @@ def _contact(session: Session, contact_id: int) -> Contact:
     if contact is None:
         raise LookupError(f"contact {contact_id} not found")
     return contact
+
+
+def _contact_snapshot(session: Session, contact: Contact) -> ContactSnapshot:
+    """The survivor as it is now, with its identities (one read, by its indexed id)."""
+    session.flush()
+    identities = session.execute(
+        select(ContactIdentity.kind, ContactIdentity.value)
+        .where(ContactIdentity.contact_id == contact.id)
+        .order_by(ContactIdentity.id)
+    ).all()
+    return ContactSnapshot.of(contact, tuple(IdentitySnapshot(k, v) for k, v in identities))
 
 
 def _snapshot(contact: Contact) -> dict[str, Any]:

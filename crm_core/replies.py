@@ -39,6 +39,7 @@ from crm_core.enums import (
 from crm_core.journal import Journal
 from crm_core.models import ChannelAccount, ContactIdentity, Conversation, Message
 from crm_core.outbox import OutboxItem
+from crm_core.snapshots import MessageSnapshot
 
 log = logging.getLogger(__name__)
 SEND_TOPIC_PREFIX = "send."
@@ -140,6 +141,7 @@ def queue_reply(
             "channel": channel.value,
             "direction": "out",
         },
+        about=MessageSnapshot.of(message, channel.value),
     )
     return message
 
@@ -246,7 +248,12 @@ def record_delivery(
     }
     journal.record("message.status_changed", "message", message.id, payload)
     # A status may come again (a send redelivered, a failure retried): each is its own.
-    journal.emit("message.status_changed", journal.occurrence(message.id, status.value), payload)
+    journal.emit(
+        "message.status_changed",
+        journal.occurrence(message.id, status.value),
+        payload,
+        about=MessageSnapshot.of(message),
+    )
     journal.flush(session)
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from crm_core.enums import TaskKind, TaskStatus
 from crm_core.journal import Journal
 from crm_core.models import AuditEntry, Contact, Conversation, Deal, Manager, Task
+from crm_core.snapshots import TaskSnapshot
 
 if TYPE_CHECKING:  # automation creates tasks through this module
     from crm_core.automation import Automation
@@ -86,6 +87,7 @@ def create_task(
             "due_at": due_at.isoformat() if due_at else None,
             **(context or {}),
         },
+        about=TaskSnapshot.of(task),
     )
     return task
 
@@ -117,6 +119,7 @@ def change_task(session: Session, journal: Journal, task_id: int, change: TaskCh
             task.id,
             {"task_id": task.id, **changes},
             event_key=journal.occurrence(task.id, action),
+            about=TaskSnapshot.of(task),
         )
     return task
 
@@ -136,6 +139,7 @@ def complete_task(
         task.id,
         {"task_id": task.id, "deal_id": task.deal_id, "assignee_id": task.assignee_id},
         event_key=journal.occurrence(task.id),
+        about=TaskSnapshot.of(task),
     )
     if automation is not None and task.deal_id and automation.listens("task_completed"):
         session.flush()
@@ -155,6 +159,7 @@ def reopen_task(session: Session, journal: Journal, task_id: int) -> Task:
         task.id,
         {"task_id": task.id},
         event_key=journal.occurrence(task.id),
+        about=TaskSnapshot.of(task),
     )
     return task
 

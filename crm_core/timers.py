@@ -33,6 +33,7 @@ from crm_core.journal import Journal
 from crm_core.load_locks import assignment_stamp, decide_locked
 from crm_core.models import Conversation, Manager, Task, Timer
 from crm_core.people import head_of_sales
+from crm_core.snapshots import ConversationSnapshot, TaskSnapshot
 from crm_core.tasks import create_task
 from routing import Candidate, RoutingConfig, redirect
 from routing.queues import pick
@@ -43,6 +44,22 @@ REDIRECT = "redirect"
 SLA = "first_response_sla"
 QUEUE = "queue"  # a waiting conversation: try to assign it (at opening, or again later)
 QUEUE_RETRY_MINUTES = 5
+# A task's columns in the order of crm_core.snapshots.TaskSnapshot (task.overdue).
+_TASK_COLUMNS = (
+    Task.id,
+    Task.kind,
+    Task.title,
+    Task.status,
+    Task.assignee_id,
+    Task.author_id,
+    Task.due_at,
+    Task.done_at,
+    Task.overdue_at,
+    Task.contact_id,
+    Task.deal_id,
+    Task.conversation_id,
+    Task.created_at,
+)
 
 _INSERT = Prepared.insert(
     t.timers,
@@ -264,6 +281,7 @@ class TimerRunner:
                 "assignee_id": conversation.assignee_id,
                 "task_id": task.id,
             },
+            about=ConversationSnapshot.of(conversation),
         )
         return f"breached; task {task.id} for the head of sales"
 
@@ -273,10 +291,17 @@ class TimerRunner:
             update(Task)
             .where(Task.status == TaskStatus.OPEN, Task.due_at <= now, Task.overdue_at.is_(None))
             .values(overdue_at=now)
-            .returning(Task.id, Task.assignee_id, Task.deal_id, Task.conversation_id)
+            .returning(*_TASK_COLUMNS)
         ).all()
         journal = Journal(ACTOR, now)
-        for task_id, assignee, deal_id, conversation_id in rows:
+        for row in rows:
+            task = TaskSnapshot(*list(row))
+            task_id, assignee, deal_id, conversation_id = (
+                task.id,
+                task.assignee_id,
+                task.deal_id,
+                task.conversation_id,
+            )
             journal.recorded_and_emitted(
                 "task.overdue",
                 "task",
@@ -288,6 +313,7 @@ class TimerRunner:
                     "conversation_id": conversation_id,
                 },
                 event_key=journal.occurrence(task_id),  # overdue again after a new due time
+                about=task,
             )
         journal.flush(session)
         return len(rows)

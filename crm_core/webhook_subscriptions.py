@@ -40,6 +40,7 @@ from crm_core import tables
 from crm_core.clock import Clock
 from crm_core.db import Database
 from crm_core.enums import OutboxStatus
+from crm_core.event_types import EVENT_DATA
 from crm_core.journal import Journal, unpacked
 from crm_core.models import WebhookDelivery, WebhookSubscription
 from crm_core.outbox import Deferred, Expired, KeepTrying, OutboxHandler, OutboxItem
@@ -55,33 +56,10 @@ RETENTION = timedelta(days=7)  # an undelivered webhook older than this is marke
 WAIT_RECHECK = timedelta(minutes=15)  # how often a waiting delivery looks at its subscription
 # The first of these in an event's data names the object whose events go out in order.
 ORDERED_BY = ("contact_id", "deal_id", "conversation_id", "task_id", "message_id", "call_id")
-# The events the core announces today (for the documentation; any well-formed name is
-# accepted, so that a subscription may name an event added later).
-KNOWN_EVENTS = frozenset(
-    {
-        "contact.created",
-        "contact.updated",
-        "contact.merged",
-        "contact.merge_undone",
-        "conversation.created",
-        "conversation.reassigned",
-        "conversation.sla_breached",
-        "message.created",
-        "message.edited",
-        "message.status_changed",
-        "deal.created",
-        "deal.stage_changed",
-        "deal.won",
-        "deal.lost",
-        "deal.head_notified",
-        "task.created",
-        "task.changed",
-        "task.reassigned",
-        "task.completed",
-        "task.reopened",
-        "task.overdue",
-    }
-)
+# The events the core announces today, each with the type of its data (for the
+# documentation; any well-formed name is accepted, so that a subscription may name an
+# event added later).
+KNOWN_EVENTS = frozenset(EVENT_DATA)
 _NAME = re.compile(r"^(\*|[a-z][a-z_]*\.\*|[a-z][a-z_]*(\.[a-z][a-z_]*)+)$")
 
 

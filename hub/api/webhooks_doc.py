@@ -1,10 +1,14 @@
-"""The OpenAPI paths of the inbound hooks (``/hooks/...``) and the webhook admin API."""
+"""The OpenAPI paths of the inbound hooks (``/hooks/...``) and the webhook admin API,
+and the schemas of the outbound webhooks (one per event, from ``crm_core.event_types``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from hub.api.ids import cursor_schema, id_schema
+from pydantic import TypeAdapter
+
+from crm_core.event_types import EVENT_DATA
+from hub.api.ids import MAX_ID, MIN_ID, cursor_schema, id_schema
 from hub.api.webhooks import Replay, SubscriptionIn, SubscriptionPatch
 from webhooks.sources import KINDS
 
@@ -235,8 +239,82 @@ def paths() -> dict[str, Any]:
     }
 
 
+def event_schema_name(event: str) -> str:
+    """``deal.created`` -> ``Event_deal_created``: the body of that event's webhook."""
+    return "Event_" + event.replace(".", "_")
+
+
+def _bounded_ids(node: Any, name: str = "") -> None:
+    """An id property (``id``, ``*_id``) has the bounds of every id of the API."""
+    if isinstance(node, list):
+        for item in node:
+            _bounded_ids(item, name)
+        return
+    if not isinstance(node, dict):
+        return
+    is_id = name == "id" or name.endswith("_id")
+    if is_id and node.get("type") == "integer":
+        node.update(minimum=MIN_ID, maximum=MAX_ID)
+    for key, value in node.items():
+        if key == "properties":
+            for prop, schema in value.items():
+                _bounded_ids(schema, prop)
+        elif key in ("anyOf", "items"):
+            _bounded_ids(value, name)
+        else:
+            _bounded_ids(value)
+
+
+def event_schemas() -> dict[str, Any]:
+    """``Event_<name>`` for every event (``type``, ``timestamp``, ``data``), the type of
+    each one's data (``DealCreated``) and the snapshots they hold (``DealSnapshot``),
+    made from the very types the emit sites build (:mod:`crm_core.event_types`)."""
+    found: dict[str, Any] = {}
+    for event, data_type in sorted(EVENT_DATA.items()):
+        data = TypeAdapter(data_type).json_schema(ref_template=_REF, mode="serialization")
+        found.update(data.pop("$defs", {}))
+        found[data_type.__name__] = data
+        found[event_schema_name(event)] = {
+            "type": "object",
+            "title": event,
+            "description": f"The body of a {event} webhook (Standard Webhooks).",
+            "required": ["type", "timestamp", "data"],
+            "properties": {
+                "type": {"const": event},
+                "timestamp": {"type": "string", "format": "date-time"},
+                "data": {"$ref": _REF.format(model=data_type.__name__)},
+            },
+        }
+    _bounded_ids(found)
+    return found
+
+
+def webhooks() -> dict[str, Any]:
+    """The OpenAPI 3.1 ``webhooks``: what a subscriber of each event is POSTed."""
+    return {
+        event: {
+            "post": {
+                "summary": f"{event}: the ids, and the object as it was then.",
+                "description": "Signed per Standard Webhooks (webhook-id, webhook-timestamp, "
+                "webhook-signature); retried until a 2xx; deduplicate by webhook-id.",
+                "requestBody": {
+                    "required": True,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": _REF.format(model=event_schema_name(event))}
+                        }
+                    },
+                },
+                "responses": {"2XX": {"description": "Received; not sent again."}},
+            }
+        }
+        for event in sorted(EVENT_DATA)
+    }
+
+
 def schemas() -> dict[str, Any]:
     return {
+        **event_schemas(),
         "SubscriptionIn": SubscriptionIn.model_json_schema(ref_template=_REF),
         "SubscriptionPatch": SubscriptionPatch.model_json_schema(ref_template=_REF),
         "WebhookSubscription": {
