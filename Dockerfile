@@ -1,4 +1,5 @@
-# omnihub, embedded mode: one process, a SQLite file in /data.
+# omnihub. By default embedded mode: one process, a SQLite file in /data. The same image
+# runs every role of the scaled mode (omnihub migrate | web | worker; see docker-compose.yml).
 FROM python:3.12-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -13,8 +14,10 @@ COPY connectors ./connectors
 COPY crm_core ./crm_core
 COPY routing ./routing
 COPY webhooks ./webhooks
-# The same install as the README's ./dev run (add extras: .[postgres] for PostgreSQL).
-RUN pip install --no-cache-dir . \
+# The README's ./dev run install, with the drivers of the scaled mode (PostgreSQL, Redis).
+# DL3013 takes the local project with extras for a package to pin; it is this source tree.
+# hadolint ignore=DL3013
+RUN pip install --no-cache-dir ".[postgres,redis]" \
     && useradd --system --uid 10001 --create-home --home-dir /home/omnihub omnihub \
     && mkdir /data \
     && chown 10001 /data

@@ -4,19 +4,28 @@ The outbox relay hands every ``events`` row to :class:`EventBus`, which passes e
 event of it on in order; subscribers (the
 inbox's live updates, tests) each get a bounded queue. A subscriber that falls
 behind loses its oldest events rather than slowing the relay, and reloads.
+
+With several processes (PostgreSQL), the relay hands the rows to ``hub.broadcast``
+instead, and each process's listener feeds its own bus with :meth:`EventBus.deliver`;
+:meth:`EventBus.reset` tells the subscribers that events may have been lost
+(:data:`RESYNC`), so that they fetch what they show again.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
 from typing import Any
 
 from crm_core.journal import unpacked
 from crm_core.outbox import OutboxItem
 
 log = logging.getLogger(__name__)
+
+# Put in every queue by :meth:`EventBus.reset`; told apart by identity (``is``).
+RESYNC: Mapping[str, Any] = MappingProxyType({"event": "live.resync"})
 
 
 class EventBus:
@@ -35,9 +44,19 @@ class EventBus:
     async def __call__(self, item: OutboxItem) -> None:
         if not self._subscribers:
             return
-        for _key, payload in unpacked(item.payload, item.idempotency_key):
+        self.deliver(payload for _key, payload in unpacked(item.payload, item.idempotency_key))
+
+    def deliver(self, payloads: Iterable[Mapping[str, Any]]) -> None:
+        """Pass events on to every subscriber, in order, without waiting."""
+        if not self._subscribers:
+            return
+        for payload in payloads:
             for queue in self._subscribers:
                 if queue.full():
                     queue.get_nowait()
                     log.warning("an event subscriber fell behind; dropped its oldest event")
                 queue.put_nowait(payload)
+
+    def reset(self) -> None:
+        """Events may have been lost: every subscriber gets :data:`RESYNC`."""
+        self.deliver([RESYNC])

@@ -17,12 +17,14 @@ from crm_core.enums import Channel
 from crm_core.events import EventBus
 from crm_core.ingest import IngestPolicy, IngestService
 from crm_core.journal import EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX
-from crm_core.outbox import OutboxRelay, RelayPolicy
+from crm_core.outbox import OutboxHandler, OutboxRelay, RelayPolicy
 from crm_core.replies import SEND_TOPIC_PREFIX, SendDispatcher
 from crm_core.timers import TimerRunner
-from hub import email, hooks, live, sip
+from hub import email, health, hooks, leases, live, metrics, sip
+from hub.addresses import networks
 from hub.api import (
     calls,
+    channels,
     conversations,
     deals,
     inbound,
@@ -39,6 +41,7 @@ from hub.api import routing as routing_api
 from hub.api.auth import auth_middleware
 from hub.api.errors import body_limit_middleware, error_middleware, parameter_text_middleware
 from hub.background import cancel_all
+from hub.broadcast import LiveBroadcast
 from hub.files import FILES, FileStores
 from hub.keys import (
     CLOCK,
@@ -52,10 +55,13 @@ from hub.keys import (
     SETTINGS,
     TOKENS,
 )
+from hub.roles import ROLE, ProcessRole
 from hub.routing_follow import RoutingFollower
 from hub.routing_setup import load_routing
 from hub.sessions import LOGIN_LIMITER, LoginLimiter
 from hub.settings import Settings
+from hub.shared_state import TOKEN_GENERATION
+from hub.shared_state import install as install_shared_state
 from hub.tokens import TokenCache
 from hub.web import pages
 
@@ -66,9 +72,11 @@ def create_app(
     settings: Settings,
     clock: Clock | None = None,
     senders: dict[Channel, ChannelSender] | None = None,
+    role: ProcessRole = ProcessRole.ALL,
 ) -> web.Application:
     """The hub. ``senders`` are the channels' outbound halves; connectors started with
-    the app add theirs to ``app[SENDERS]`` (tests may pass their own)."""
+    the app add theirs to ``app[SENDERS]`` (tests may pass their own). ``role``: all of it
+    (``omnihub run``), or its web or worker half (scaled mode, see hub/roles.py)."""
     app = web.Application(
         client_max_size=settings.max_body_bytes,
         middlewares=[
@@ -79,6 +87,8 @@ def create_app(
         ],
     )
     app[SETTINGS] = settings
+    networks(settings.trusted_proxies)  # a bad value stops the start, naming the setting
+    app[ROLE] = role
     app[CLOCK] = clock or SystemClock()
     app[SENDERS] = senders if senders is not None else {}
     app[ROUTING] = load_routing(settings)  # a bad file stops the start, with its reason
@@ -86,25 +96,32 @@ def create_app(
     app[LOGIN_LIMITER] = LoginLimiter(
         settings.login_attempts, timedelta(minutes=settings.login_window_minutes)
     )
+    install_shared_state(app)  # with redis_url: the login brake and token revocations shared
     app.cleanup_ctx.append(_services)
-    app.cleanup_ctx.append(_outbox_relay)
-    app.cleanup_ctx.append(_timers)
-    app.cleanup_ctx.append(_routing_follower)
+    if role.runs_background:
+        app.cleanup_ctx.append(_outbox_relay)
+        app.cleanup_ctx.append(_timers)
+    app.cleanup_ctx.append(_routing_follower)  # every process ingests: each follows routing
+    leases.install(app)  # with redis_url: one poller per channel account (before the channels)
+    health.install(app)  # the channels report their state to it (before the channels)
+    metrics.install(app)  # GET /metrics
     app.router.add_get("/healthz", healthz)
-    app.router.add_routes(inbound.routes)
-    app.router.add_routes(reads.routes)
-    app.router.add_routes(deals.routes)
-    app.router.add_routes(replies.routes)
-    app.router.add_routes(tasks.routes)
-    app.router.add_routes(calls.routes)
-    app.router.add_routes(routing_api.routes)
-    app.router.add_routes(openapi.routes)
-    app.router.add_routes(session.routes)
-    app.router.add_routes(inbox.routes)
-    app.router.add_routes(conversations.routes)
-    app.router.add_routes(live.routes)
-    app.router.add_routes(people.routes)
-    app.router.add_routes(parked.routes)
+    if role.serves_api:
+        app.router.add_routes(inbound.routes)
+        app.router.add_routes(reads.routes)
+        app.router.add_routes(deals.routes)
+        app.router.add_routes(replies.routes)
+        app.router.add_routes(tasks.routes)
+        app.router.add_routes(calls.routes)
+        app.router.add_routes(routing_api.routes)
+        app.router.add_routes(openapi.routes)
+        app.router.add_routes(session.routes)
+        app.router.add_routes(inbox.routes)
+        app.router.add_routes(conversations.routes)
+        app.router.add_routes(live.routes)
+        app.router.add_routes(people.routes)
+        app.router.add_routes(parked.routes)
+        app.router.add_routes(channels.routes)
     if "telegram" in settings.channels:
         # aiogram takes seconds to import: only a hub with bots (not every CLI command,
         # nor a hub without Telegram) pays for it.
@@ -113,8 +130,10 @@ def create_app(
         telegram.install(app)
     hooks.install(app)
     email.install(app)
-    sip.install(app)
-    pages.install(app)  # the inbox UI: pages, /static/, their security headers
+    if role.runs_background:
+        sip.install(app)  # the lines' user agent binds its ports: in one role only
+    if role.serves_api:
+        pages.install(app)  # the inbox UI: pages, /static/, their security headers
     return app
 
 
@@ -122,18 +141,23 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     db = Database(settings.database_url)
     events = EventBus()
+    # PostgreSQL: the relay announces events to every process's bus (hub/broadcast.py).
+    broadcast = None if db.is_sqlite else LiveBroadcast(settings.database_url, events)
+    live_events: OutboxHandler = events if broadcast is None else broadcast.delivered
     senders = app[SENDERS]
+    handlers: dict[str, OutboxHandler] = {
+        EVENTS_TOPIC: live_events,
+        LEGACY_EVENT_TOPIC_PREFIX: live_events,
+        SEND_TOPIC_PREFIX: SendDispatcher(db, app[CLOCK], senders, settings.outbox_max_attempts),
+        **hooks.relay_handlers(app, db, live_events),
+    }
+    if broadcast is not None:
+        for topic in (EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX):
+            handlers[topic] = broadcast.announcing(handlers[topic])
     relay = OutboxRelay(
         db,
         app[CLOCK],
-        {
-            EVENTS_TOPIC: events,
-            LEGACY_EVENT_TOPIC_PREFIX: events,
-            SEND_TOPIC_PREFIX: SendDispatcher(
-                db, app[CLOCK], senders, settings.outbox_max_attempts
-            ),
-            **hooks.relay_handlers(app, db, events),
-        },
+        handlers,
         RelayPolicy(
             max_attempts=settings.outbox_max_attempts, idle_poll=settings.outbox_poll_seconds
         ),
@@ -159,9 +183,13 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     follower = RoutingFollower(db, routing, app[INGEST], settings.routing_poll_seconds)
     await follower.refresh()  # a restarted hub keeps the last version stored
     app[ROUTING_FOLLOWER] = follower
-    app[TOKENS] = TokenCache(db, settings.token_cache_seconds)
+    app[TOKENS] = TokenCache(db, settings.token_cache_seconds, app.get(TOKEN_GENERATION))
     log.info("database: %s (%s)", db.dialect, "embedded" if db.is_sqlite else "server")
+    if broadcast is not None:
+        await broadcast.start()
     yield
+    if broadcast is not None:
+        await broadcast.close()
     await db.dispose()
 
 
@@ -190,4 +218,7 @@ async def _routing_follower(app: web.Application) -> AsyncIterator[None]:
 
 async def healthz(request: web.Request) -> web.Response:
     await request.app[DATABASE].read(lambda session: session.execute(text("SELECT 1")))
-    return web.json_response({"status": "ok", "database": request.app[DATABASE].dialect})
+    body: dict[str, object] = {"status": "ok", "database": request.app[DATABASE].dialect}
+    if request.query.get("details") == "1":  # names and states of what is down, no more
+        body["channels_down"] = await channels.down(request.app)
+    return web.json_response(body)

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
+import fcntl
 import getpass
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from crm_core import migrate
@@ -25,6 +28,7 @@ from crm_core.models import Manager
 from crm_core.people import PASSWORD_MIN_LENGTH, create_api_token, create_manager
 from hub import logs
 from hub.app import create_app
+from hub.roles import ProcessRole
 from hub.settings import Settings, SettingsError, load_settings
 
 log = logging.getLogger("omnihub")
@@ -51,10 +55,29 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", help="a TOML settings file (or OMNIHUB_CONFIG)")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
-    run = commands.add_parser("run", help="serve the hub (API, outbox relay) from one process")
+    run = commands.add_parser(
+        "run", help="serve the whole hub (API, outbox relay, channels) from one process"
+    )
     run.add_argument("--host", help="address to listen on (default from settings: 127.0.0.1)")
     run.add_argument("--port", type=int, help="port to listen on (default from settings: 8080)")
     run.set_defaults(command=_run)
+
+    web_cmd = commands.add_parser(
+        "web", help="scaled mode: serve the API, UI and WebSocket (PostgreSQL + Redis)"
+    )
+    web_cmd.add_argument("--host", help="address to listen on (default from settings: 127.0.0.1)")
+    web_cmd.add_argument("--port", type=int, help="port to listen on (default from settings: 8080)")
+    web_cmd.set_defaults(command=_web)
+
+    worker = commands.add_parser(
+        "worker",
+        help="scaled mode: outbox relay, timers, channel loops (PostgreSQL + Redis)",
+    )
+    worker.add_argument("--host", default="127.0.0.1", help="address of /healthz (127.0.0.1)")
+    worker.add_argument(
+        "--port", type=int, default=8081, help="port of /healthz (default 8081; 0: any free one)"
+    )
+    worker.set_defaults(command=_worker)
 
     migrate_cmd = commands.add_parser("migrate", help="bring the database schema up to date")
     migrate_cmd.set_defaults(command=_migrate)
@@ -87,11 +110,39 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args: argparse.Namespace, settings: Settings) -> int:
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
     settings = dataclasses.replace(settings, **overrides)
-    if settings.migrate_on_start:
-        migrate.upgrade(settings.database_url)
-    log.info("omnihub listening on http://%s:%d", settings.host, settings.port)
+    with single_process_lock(settings):
+        if settings.migrate_on_start:
+            migrate.upgrade(settings.database_url)
+        return _serve(settings, ProcessRole.ALL)
+
+
+def _web(args: argparse.Namespace, settings: Settings) -> int:
+    """Scaled mode's web half; the schema is brought up to date by ``omnihub migrate``."""
+    _check_scaled("web", settings)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    return _serve(dataclasses.replace(settings, **overrides), ProcessRole.WEB)
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    """Scaled mode's background half, with a ``/healthz`` for a supervisor."""
+    _check_scaled("worker", settings)
+    return _serve(dataclasses.replace(settings, host=args.host, port=args.port), ProcessRole.WORKER)
+
+
+def _check_scaled(command: str, settings: Settings) -> None:
+    if settings.is_sqlite or not settings.redis_url:
+        raise SettingsError(
+            f"`omnihub {command}` needs PostgreSQL (database_url) and Redis (redis_url); "
+            "with SQLite use `omnihub run`, one process"
+        )
+
+
+def _serve(settings: Settings, role: ProcessRole) -> int:
+    app = create_app(settings, role=role)
+    what = "listening on" if role.serves_api else "worker: health at"
+    log.info("omnihub %s http://%s:%d (%s)", what, settings.host, settings.port, role.value)
     web.run_app(
-        create_app(settings),
+        app,
         host=settings.host,
         port=settings.port,
         access_log=logging.getLogger("aiohttp.access") if settings.access_log else None,
@@ -100,6 +151,29 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     )
     log.info("omnihub stopped")
     return 0
+
+
+@contextlib.contextmanager
+def single_process_lock(settings: Settings) -> Iterator[None]:
+    """SQLite serves one hub process: hold ``<file>.lock`` (``flock``) while the hub runs.
+    Admin commands (create-manager, create-token) do not take it and work beside a hub."""
+    database = make_url(settings.database_url).database if settings.is_sqlite else None
+    if not database or database == ":memory:":
+        yield
+        return
+    path = f"{os.path.abspath(database)}.lock"
+    handle = open(path, "a+b")  # noqa: SIM115 (held open until the hub stops)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise SettingsError(
+                f"another hub is running on {database} (it holds {path}); SQLite serves one "
+                "process: for several, use PostgreSQL and Redis (omnihub web / worker)"
+            ) from None
+        yield
+    finally:
+        handle.close()  # closing the file releases the lock
 
 
 def _migrate(_args: argparse.Namespace, settings: Settings) -> int:

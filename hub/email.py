@@ -32,7 +32,10 @@ from connectors.store import FileStore
 from crm_core.enums import Channel
 from hub.background import cancel_all
 from hub.files import FILES
+from hub.health import HEALTH
 from hub.keys import CLOCK, INGEST, SENDERS, SETTINGS
+from hub.leases import run_leased
+from hub.roles import runs_background
 from hub.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -73,11 +76,18 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
         {m.key: m for m in channel.mailboxes}, channel.store, now=clock.now
     )
     tasks: list[asyncio.Task[None]] = []
-    for mailbox in channel.mailboxes:
+    for mailbox in channel.mailboxes if runs_background(app) else ():
         intake = MailIntake(mailbox, app[INGEST], channel.store, now=clock.now)
-        reader = MailboxReader(mailbox, app[INGEST], intake)
+        secrets = (mailbox.imap.password, mailbox.smtp.password)
+        app[HEALTH].register("email", mailbox.key, secrets=secrets)
+        reporter = app[HEALTH].reporter("email", mailbox.key)
+        reader = MailboxReader(mailbox, app[INGEST], intake, on_status=reporter)
         channel.readers[mailbox.key] = reader
-        tasks.append(asyncio.create_task(reader.run_forever(), name=f"email-{mailbox.key}"))
+        # one reader per mailbox folder among all workers (the lease names the account)
+        imap = mailbox.imap
+        lease = f"email:{imap.user}@{imap.host}:{imap.port}/{mailbox.folder}"
+        loop = run_leased(app, lease, reader.run_forever)
+        tasks.append(asyncio.create_task(loop, name=f"email-{mailbox.key}"))
         log.info("email: reading %s (%s)", mailbox.key, mailbox.imap.host)
     yield
     await cancel_all(tasks)

@@ -25,11 +25,14 @@ from crm_core.contracts import Checkpoint, InboundMessage, IngestResult
 from crm_core.db import Database
 from crm_core.ingest import InvalidInboundError
 from crm_core.outbox import OutboxHandler
+from hub import hook_rejections
+from hub.api import hooks_rejected
 from hub.api import webhooks as admin
 from hub.api.errors import ApiError
 from hub.background import cancel_all
 from hub.keys import CLOCK, DATABASE, INGEST, SETTINGS
 from hub.meta_leads import MetaLeads
+from hub.roles import runs_background
 from webhooks import forms, google_ads, meta, standard, tilda, vk, yandex_forms, zadarma
 from webhooks.common import Answer, HookError, HookRequest, Leads
 from webhooks.sources import KINDS, HooksConfig, Source, load_config
@@ -51,6 +54,8 @@ def install(app: web.Application) -> None:
     checked = "|".join(re.escape(slug) for slug in URL_CHECKS)
     app.router.add_get(f"/hooks/{{kind:{checked}}}/{{source}}", get_hook)
     app.router.add_routes(admin.routes)
+    app.router.add_routes(hooks_rejected.routes)
+    hook_rejections.install(app, app[HOOKS])  # refused requests, for an admin
     app.cleanup_ctx.append(admin.close_poster)
     app.cleanup_ctx.append(_graph_client)
 
@@ -85,9 +90,10 @@ async def _graph_client(app: web.Application) -> AsyncIterator[None]:
         app[META_LEADS] = MetaLeads(
             app[DATABASE], app[CLOCK], app[GRAPH], ingest, config.lead_retry_attempts
         )
-        retrier = asyncio.create_task(
-            app[META_LEADS].run_forever(config.sources), name="meta-lead-retries"
-        )
+        if runs_background(app):  # a web process of scaled mode leaves them to the workers
+            retrier = asyncio.create_task(
+                app[META_LEADS].run_forever(config.sources), name="meta-lead-retries"
+            )
     yield
     if retrier is not None:
         await cancel_all([retrier])

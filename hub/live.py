@@ -5,6 +5,12 @@ something the viewer may see goes out as ids only: the event's name and the ids 
 conversation, contact, deal, task or message it touched. The page fetches what it shows
 again through the REST API, which applies the viewer's scope once more. A manager also
 hears of a conversation taken away from them, so that their list drops it.
+
+With several web processes (PostgreSQL) every process's bus hears every event
+(:mod:`hub.broadcast`: the relay announces with ``NOTIFY``, each process listens), so a
+socket on any process gets what its viewer may see, in order per conversation. When
+events may have been lost on the way (the listener's connection dropped), the socket
+is closed: the page reconnects and fetches again, as on any reconnect.
 """
 
 from __future__ import annotations
@@ -15,10 +21,11 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from sqlalchemy.orm import Session
 
 from crm_core.access import Viewer, sees_contact, sees_conversation, sees_deal, sees_task
+from crm_core.events import RESYNC
 from hub.api.auth import VIEWER
 from hub.api.errors import ApiError
 from hub.keys import DATABASE, EVENTS
@@ -46,6 +53,9 @@ async def live(request: web.Request) -> web.StreamResponse:
                 getter.cancel()
                 break
             payload = getter.result()
+            if payload is RESYNC:  # events were lost: the page reconnects and fetches again
+                await socket.close(code=WSCloseCode.SERVICE_RESTART)
+                break
             if await _concerns(request, viewer, payload):
                 await socket.send_json(_summary(payload))
     except (ConnectionResetError, asyncio.CancelledError):

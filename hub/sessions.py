@@ -2,9 +2,9 @@
 
 The cookie is HttpOnly (scripts never read it), SameSite=Lax and, by default, Secure.
 Failed logins are counted per email and per client address in a sliding window; past
-the limit the login answers 429 with ``Retry-After``, whatever the password. The counts
-live in this process: in scaled mode each web process brakes on its own (a Redis
-counter would share them).
+the limit the login answers 429 with ``Retry-After``, whatever the password. Without
+``redis_url`` the counts live in this process; with it they live in Redis and every web
+process brakes on the same counts (:class:`hub.shared_state.RedisLoginLimiter`).
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ class LoginLimiter:
         self._window = window
         self._failures: defaultdict[str, deque[datetime]] = defaultdict(deque)
 
-    def retry_after(self, keys: list[tuple[str, int]], now: datetime) -> int | None:
+    async def retry_after(self, keys: list[tuple[str, int]], now: datetime) -> int | None:
         """Seconds until a login may be tried again, or None when it may be tried now.
 
         ``keys`` pairs each key with its multiple of the limit (an address gets more
@@ -101,14 +101,14 @@ class LoginLimiter:
                 waits.append((failures[0] + self._window - now).total_seconds())
         return max(1, math.ceil(max(waits))) if waits else None
 
-    def failed(self, keys: list[tuple[str, int]], now: datetime) -> None:
+    async def failed(self, keys: list[tuple[str, int]], now: datetime) -> None:
         for key, _factor in keys:
             self._recent(key, now).append(now)
         if len(self._failures) > 100_000:  # a flood of random emails: forget the oldest half
             for key in list(self._failures)[:50_000]:
                 del self._failures[key]
 
-    def succeeded(self, email_key: str) -> None:
+    async def succeeded(self, email_key: str) -> None:
         self._failures.pop(email_key, None)
 
     def _recent(self, key: str, now: datetime) -> deque[datetime]:

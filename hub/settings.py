@@ -39,6 +39,8 @@ class Settings:
     token_cache_seconds: float = 10.0
     timer_poll_seconds: float = 5.0
     routing_poll_seconds: float = 5.0  # how soon a routing stored by another process is followed
+    redis_url: str = ""  # scaled mode (several processes on PostgreSQL); empty: one process
+    lease_seconds: float = 10.0  # with redis_url: a dead worker's bot/mailbox is taken over then
     media_dir: str = "omnihub-media"  # files clients send; a channel may name its own
     session_hours: int = 12  # how long an inbox login lasts
     # Secure cookies: browsers still send them to http://localhost and 127.0.0.1; turn off
@@ -47,6 +49,11 @@ class Settings:
     login_attempts: int = 5  # failed logins per email (x4 per address) ...
     login_window_minutes: int = 15  # ... within this window before 429
     routing_file: str = ""  # YAML rules, teams and queues; empty: the shipped default
+    # Who may read GET /metrics without an admin's token or session: client addresses or
+    # networks, comma separated (empty: nobody; admins always may).
+    metrics_allow_from: str = "127.0.0.1,::1"
+    # Reverse proxies whose X-Forwarded-For names the client (hub/addresses.py); empty: none
+    trusted_proxies: str = ""
     # One table per channel, read by that channel's own setup module in hub/, e.g.
     # [channels.telegram] ... ; from the environment as JSON (OMNIHUB_CHANNELS).
     channels: Mapping[str, Any] = field(default_factory=dict)

@@ -41,6 +41,7 @@ from connectors.sip.events import CallEnded, IncomingCall, LineStatus, SipEvent
 from connectors.store import FileStore
 from hub.background import cancel_all
 from hub.files import FILES
+from hub.health import HEALTH
 from hub.keys import CLOCK, DATABASE, INGEST, ROUTING, SETTINGS
 from hub.settings import SettingsError
 from hub.sip_calls import plan_for, store_call
@@ -79,7 +80,11 @@ def install(app: web.Application) -> None:
         raise SettingsError(str(exc)) from exc
     if not available():
         log.warning(MISSING)
+        for line in config.lines:
+            app[HEALTH].register("sip", line.key, state="disabled", error=MISSING)
         return
+    for line in config.lines:
+        app[HEALTH].register("sip", line.key, secrets=(line.password,))
     log.info("sip: %d line(s) configured", len(config.lines))
     store = app[FILES].add(config.media_dir or app[SETTINGS].media_dir)
     app[SIP] = SipChannel(config, store)
@@ -152,6 +157,8 @@ async def _handle(
         channel.stored.set()
     else:
         channel.line_status[event.line] = event
+        problem = None if event.ok else f"{event.code} {event.reason}"
+        app[HEALTH].report("sip", event.line, "connected" if event.ok else "retrying", problem)
         log.info("sip: line %s: %s %s", event.line, event.code, event.reason)
 
 

@@ -37,7 +37,10 @@ from crm_core.enums import Channel
 from hub.api.errors import json_error
 from hub.background import cancel_all
 from hub.files import FILES
+from hub.health import HEALTH
 from hub.keys import INGEST, SENDERS, SETTINGS
+from hub.leases import run_leased
+from hub.roles import runs_background
 from hub.settings import SettingsError
 
 log = logging.getLogger(__name__)
@@ -94,15 +97,27 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
     channel.sender = TelegramSender(channel.bots, store)
     app[SENDERS][Channel.TELEGRAM] = channel.sender
     tasks: list[asyncio.Task[None]] = []
+    health = app[HEALTH]
     for key, handler in channel.handlers.items():
+        health.register("telegram", key, secrets=(handler.bot.token, handler.config.secret_token))
+        if not runs_background(app):
+            continue  # a web process: webhook bots are received here, the rest by workers
         if handler.config.mode == "polling":
-            poller = channel.pollers[key] = Poller(handler)
-            tasks.append(asyncio.create_task(poller.run_forever(), name=f"telegram-poll-{key}"))
+            reporter = health.reporter("telegram", key)
+            poller = channel.pollers[key] = Poller(handler, on_status=reporter)
+            # one poller per bot among all workers: the lease is the bot's (its id)
+            lease = f"telegram:{handler.bot.id}"
+            loop = run_leased(app, lease, poller.run_forever)
+            tasks.append(asyncio.create_task(loop, name=f"telegram-poll-{key}"))
         elif handler.config.webhook_url:
             try:
                 await set_webhook(handler, handler.config.webhook_url)
-            except Exception:  # logged (without the token); the hub still starts
+                health.report("telegram", key, "connected")
+            except Exception as exc:  # logged (without the token); the hub still starts
                 log.warning("bot %s: webhook not set; Telegram will not call us", key)
+                health.report("telegram", key, "failing", f"setWebhook failed: {exc}")
+        else:
+            health.report("telegram", key, "connected")  # Telegram calls us; set by hand
     log.info("telegram: %d bot(s) started", len(channel.handlers))
     yield
     await cancel_all(tasks)

@@ -43,6 +43,7 @@ class MailboxReader:
         intake: MailIntake,
         backoff: Backoff = Backoff(),
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_status: Callable[[str, str | None], None] | None = None,
     ) -> None:
         self.mailbox = mailbox
         self.ingestor = ingestor
@@ -50,6 +51,9 @@ class MailboxReader:
         self.backoff = backoff
         self.sleep = sleep
         self.counts: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+        # ``(state, error)``: "connected" after a catch-up, "retrying" with the error
+        # (the hub keeps it for its channels' health; the hub removes the password)
+        self._on_status = on_status
         # A catch-up went through since the last failure: the backoff starts over.
         self._caught_up = False
         # (UIDVALIDITY, UID) read in this process: mail that is not stored (auto-replies,
@@ -80,6 +84,8 @@ class MailboxReader:
                     exc,
                     delay,
                 )
+                if self._on_status is not None:
+                    self._on_status("retrying", f"{type(exc).__name__}: {exc}")
                 await self.sleep(delay)
 
     async def _follow(self, client: Any, uidvalidity: int) -> None:
@@ -158,4 +164,6 @@ class MailboxReader:
                 self.counts[outcome] += 1
                 self._read_up_to = (uidvalidity, uid)
         self._caught_up = True
+        if self._on_status is not None:
+            self._on_status("connected", None)
         return len(uids)

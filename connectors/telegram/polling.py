@@ -27,6 +27,9 @@ from connectors.telegram.updates import ALLOWED_UPDATES, UpdateHandler
 log = logging.getLogger(__name__)
 
 Sleep = Callable[[float], Awaitable[None]]
+# ``(state, error)`` after each round: "connected", or "retrying"/"failing" with the error
+# (never the token); the hub keeps it for its channels' health.
+StatusCallback = Callable[[str, str | None], None]
 
 
 class Poller:
@@ -40,6 +43,7 @@ class Poller:
         concurrency: int = 32,
         sleep: Sleep = asyncio.sleep,
         max_backoff: float = 30.0,
+        on_status: StatusCallback | None = None,
     ) -> None:
         self.handler = handler
         self.batch = batch
@@ -48,6 +52,11 @@ class Poller:
         self._max_backoff = max_backoff
         self.offset: int | None = None
         self.committed = 0  # updates handled since start (a figure for the bench)
+        self._on_status = on_status
+
+    def _status(self, state: str, error: str | None = None) -> None:
+        if self._on_status is not None:
+            self._on_status(state, error)
 
     async def run_forever(self) -> None:
         config = self.handler.config
@@ -132,18 +141,22 @@ class Poller:
         while True:
             try:
                 await call()
+                self._status("connected")
                 return
             except asyncio.CancelledError:
                 raise
             except TelegramRetryAfter as exc:
                 log.warning("bot %s: flood control, waiting %d s", key, exc.retry_after)
+                self._status("retrying", f"flood control: retry after {exc.retry_after} s")
                 await self._sleep(exc.retry_after)
             except TelegramUnauthorizedError:
                 log.error("bot %s: the token was refused; polling waits %d s", key, 60)
+                self._status("failing", "the bot token was refused (401 Unauthorized)")
                 await self._sleep(60)
             except TelegramConflictError as exc:
                 # another consumer (a webhook or a second poller) holds this bot
                 log.error("bot %s: %s", key, redact(str(exc), token))
+                self._status("retrying", redact(str(exc), token))
                 await self._sleep(min(delay, self._max_backoff))
                 delay *= 2
             except (TelegramAPIError, OSError, TimeoutError) as exc:
@@ -153,10 +166,12 @@ class Poller:
                     redact(str(exc), token),
                     min(delay, self._max_backoff),
                 )
+                self._status("retrying", redact(str(exc), token))
                 await self._sleep(min(delay, self._max_backoff))
                 delay *= 2
-            except Exception:
+            except Exception as exc:
                 # an update the core could not store: do not confirm it, try again later
                 log.exception("bot %s: handling an update failed", key)
+                self._status("retrying", f"an update could not be stored: {type(exc).__name__}")
                 await self._sleep(min(delay, self._max_backoff))
                 delay *= 2

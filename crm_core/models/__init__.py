@@ -15,6 +15,7 @@ from crm_core.models.deals import Deal, DealStageChange, Funnel, Stage, Task
 from crm_core.models.journal import AuditEntry, OutboxMessage
 from crm_core.models.parked import ParkedItem
 from crm_core.models.people import ApiToken, ConversationRead, Manager, ManagerSession, Team
+from crm_core.models.rejected import RejectedHook
 from crm_core.models.timers import Timer
 from crm_core.models.webhooks import WebhookDelivery, WebhookSubscription
 
@@ -39,6 +40,7 @@ __all__ = [
     "MessageRevision",
     "OutboxMessage",
     "ParkedItem",
+    "RejectedHook",
     "RoutingDocument",
     "Stage",
     "Task",

@@ -7,7 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.api import calls_doc, inbox_doc, parked, people, webhooks_doc
+from hub.api import calls_doc, channels, hooks_rejected, inbox_doc, parked, people, webhooks_doc
 from hub.api.auth import ADMIN_PATHS, PUBLIC, SAFE_METHODS
 from hub.api.deals import StageMove
 from hub.api.ids import cursor_schema, id_schema, nullable_id_schema
@@ -152,6 +152,8 @@ def document() -> dict[str, Any]:
         schemas.update(schema.pop("$defs", {}))
     schemas.update(calls_doc.schemas())
     schemas.update(parked.schemas())
+    schemas.update(channels.schemas())
+    schemas.update(hooks_rejected.schemas())
     schemas.update(people.identity_schemas())
     return _with_common_responses(
         {
@@ -169,11 +171,14 @@ def document() -> dict[str, Any]:
                 },
             },
             "security": [{"token": []}, {"session": []}],
+            "webhooks": webhooks_doc.webhooks(),
             "paths": {
                 **webhooks_doc.paths(),
                 **inbox_doc.paths(),
                 **calls_doc.paths(),
                 **parked.paths(),
+                **channels.paths(),
+                **hooks_rejected.paths(),
                 **people.identity_paths(),
                 "/api/v1/inbound": {
                     "post": {

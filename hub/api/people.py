@@ -102,7 +102,7 @@ async def _admin_write(
     except (InvalidIdentityError, ValueError) as exc:
         status = 409 if "already exists" in str(exc) else 400
         raise ApiError(status, "invalid_body", str(exc)) from None
-    request.app[TOKENS].forget()  # a role or an active flag changed: re-read the tokens
+    await request.app[TOKENS].forget()  # a role or an active flag changed: re-read the tokens
     return web.json_response(result, status=status)
 
 

@@ -29,6 +29,7 @@ from crm_core.logins import (
     open_session,
 )
 from crm_core.models import Manager
+from hub.addresses import client_address, networks
 from hub.api.auth import VIEWER, person
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError
@@ -104,8 +105,9 @@ async def post_session(request: web.Request) -> web.Response:
     limiter = app[LOGIN_LIMITER]
     address = login_key(login.email)  # one key for the brake and the lookup
     email_key = "email:" + address
-    keys = [(email_key, 1), ("addr:" + (request.remote or "?"), 4)]
-    wait = limiter.retry_after(keys, now)
+    client = client_address(request, networks(app[SETTINGS].trusted_proxies))
+    keys = [(email_key, 1), (f"addr:{client or '?'}", 4)]
+    wait = await limiter.retry_after(keys, now)
     if wait is not None:
         raise ApiError(
             429, "too_many_attempts", f"too many failed logins; try again in {wait} s"
@@ -114,9 +116,9 @@ async def post_session(request: web.Request) -> web.Response:
         lambda session: check_password(session, address, login.password)
     )
     if manager_id is None:
-        limiter.failed(keys, now)
+        await limiter.failed(keys, now)
         raise ApiError(401, "unauthorized", "the email or the password is wrong")
-    limiter.succeeded(email_key)
+    await limiter.succeeded(email_key)
     lifetime = timedelta(hours=app[SETTINGS].session_hours)
 
     def work(session: Session) -> tuple[OpenedSession, str, str] | None:
@@ -194,7 +196,7 @@ async def patch_me(request: web.Request) -> web.Response:
     if found is None:
         raise ApiError(409, "conflict", "the password was changed meanwhile: try again")
     if change.password is not None:
-        request.app[TOKENS].forget()  # the revoked tokens must not outlive the cache
+        await request.app[TOKENS].forget()  # the revoked tokens must not outlive the cache
     return web.json_response(_me(viewer, None, *found))
 
 
@@ -206,15 +208,15 @@ async def _proven_password(request: web.Request, viewer: Viewer, password: str) 
     check = await app[DATABASE].read(lambda s: check_own_password(s, manager_id, password))
     limiter, now = app[LOGIN_LIMITER], app[CLOCK].now()
     keys = [("email:" + check.email, 1)]
-    wait = limiter.retry_after(keys, now)
+    wait = await limiter.retry_after(keys, now)
     if wait is not None:
         raise ApiError(
             429, "too_many_attempts", f"too many wrong passwords; try again in {wait} s"
         ).with_headers({"Retry-After": str(wait)})
     if check.matched_hash is None:
-        limiter.failed(keys, now)
+        await limiter.failed(keys, now)
         raise ApiError(403, "wrong_password", "current_password is not the password in force")
-    limiter.succeeded(keys[0][0])
+    await limiter.succeeded(keys[0][0])
     return check.matched_hash
 
 

@@ -104,3 +104,32 @@ async def test_odd_login_bodies_are_400_naming_the_field(client: Client) -> None
         assert response.status == 400, field
         answer = await response.json()
         assert answer["errors"][0]["field"] == field, answer
+
+
+async def test_behind_a_trusted_proxy_each_client_has_its_own_address_brake(
+    database_url: str, db: Database, clock: ManualClock, aiohttp_client: ClientFactory
+) -> None:
+    def work(session: Session) -> None:
+        journal = Journal("test", WHEN)
+        create_manager(session, journal, email="anna@sec.example", name="Anna", password=PASSWORD)
+        journal.flush(session)
+
+    await db.write(work)
+    settings = Settings(
+        database_url=database_url, session_cookie_secure=False, trusted_proxies="127.0.0.1"
+    )
+    client = await aiohttp_client(create_app(settings, clock=clock))
+    guesser = {"X-Forwarded-For": "203.0.113.66"}
+    for n in range(40):  # many emails, one address: past its budget (x4 of one email's)
+        wrong = await client.post(
+            SESSION, json={"email": f"nobody{n}@sec.example", "password": "x"}, headers=guesser
+        )
+        if wrong.status == 429:
+            break
+    assert wrong.status == 429  # the guesser's address is braked...
+    anna = await client.post(
+        SESSION,
+        json={"email": "anna@sec.example", "password": PASSWORD},
+        headers={"X-Forwarded-For": "198.51.100.20"},
+    )
+    assert anna.status == 200  # ...not Anna, who comes through the same proxy

@@ -29,6 +29,8 @@ function header(me) {
     h("option", { value: "en", selected: LOCALE === "en" }, "English"),
   );
   const status = h("span", { class: "live-status", role: "status", title: t("live.offline") });
+  const channelAlert = h("a", { class: "channel-alert", id: "channel-alert", href: "/api/v1/channels", hidden: true, role: "alert" });
+  if (me.role === "admin") watchChannels(channelAlert);
   onStatus((state) => {
     status.title = t(`live.${state}`);
     status.dataset.state = state;
@@ -37,6 +39,7 @@ function header(me) {
     h("a", { class: "brand", href: "/inbox" }, "omnihub"),
     h("nav", { "aria-label": t("nav.label") }, link("inbox", "/inbox"), link("board", "/board"), link("tasks", "/tasks")),
     h("div", { class: "spacer" }),
+    channelAlert,
     status,
     localeSelect,
     h(
@@ -63,6 +66,22 @@ function header(me) {
       t("header.logout"),
     ),
   ];
+}
+
+// Admins: a warning in the header while a channel has been failing for over 5 minutes.
+function watchChannels(element) {
+  const check = async () => {
+    try {
+      const body = await get("/api/v1/channels");
+      const failing = body.channels.filter((c) => c.alert).map((c) => `${c.channel} ${c.account}`);
+      element.hidden = failing.length === 0;
+      element.textContent = t("header.channels_failing", { names: failing.join(", ") });
+    } catch (error) {
+      console.warn("channels:", error);
+    }
+  };
+  check();
+  setInterval(check, 60_000);
 }
 
 async function main() {
