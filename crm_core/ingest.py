@@ -37,6 +37,8 @@ __all__ = ["ACTOR", "IngestPolicy", "IngestService", "InvalidInboundError"]
 
 log = logging.getLogger(__name__)
 _RETRIES = 4
+# Told of each message stored or repeated: the message, the result, the seconds it took.
+Observer = Callable[[InboundMessage, IngestResult, float], None]
 _FUNNEL_CACHE_SECONDS = 5.0
 _DEADLOCK = "40P01"
 
@@ -61,8 +63,13 @@ class IngestService:
         self.router: Router = router or partial(route, config=everyone())
         self.automation = automation or Automation()
         self._on_commit = on_commit
+        self._observers: list[Observer] = []
         self._account_ids: dict[tuple[str, str], int] = {}
         self._first_stages: dict[str, tuple[float, int, int, str]] = {}
+
+    def observe(self, observer: Observer) -> None:
+        """Call ``observer`` after each ingest that returns (metrics, channel health)."""
+        self._observers.append(observer)
 
     async def ingest(
         self, message: InboundMessage, checkpoint: Checkpoint | None = None
@@ -72,6 +79,7 @@ class IngestService:
         A ``checkpoint`` (the reading position the message advances) is stored in the
         same transaction, a repeat included.
         """
+        started = time.perf_counter()
         message = storable(message)  # a NUL in a mail is replaced, not a refused mail
         identities = self._normalized(message)
 
@@ -105,6 +113,8 @@ class IngestService:
             self._account_ids[(message.channel.value, message.channel_account)] = account_id
             if not result.duplicate and self._on_commit is not None:
                 self._on_commit()
+            for observer in self._observers:
+                observer(message, result, time.perf_counter() - started)
             return result
         raise AssertionError("unreachable")
 

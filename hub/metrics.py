@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,7 +34,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from crm_core import tables
-from crm_core.contracts import Checkpoint, InboundMessage, IngestResult
+from crm_core.contracts import InboundMessage, IngestResult
 from crm_core.enums import DeliveryStatus, Direction, OutboxStatus
 from crm_core.models import ChannelAccount, Message, Timer, WebhookDelivery
 from hub.addresses import client_address, networks
@@ -278,23 +277,14 @@ def install(app: web.Application) -> None:
 
 
 async def _measure_ingest(app: web.Application) -> AsyncIterator[None]:
-    """Time and count each ingest, and tell the channels' health that an item came in.
-
-    The ingest service is wrapped on its instance (every channel holds that instance), so
-    that the core needs no knowledge of metrics.
-    """
-    service = app[INGEST]
-    inner = service.ingest
+    """Time and count each ingest, and tell the channels' health that an item came in."""
     measured = app[METRICS]
     health = app.get(HEALTH)
 
-    async def ingest(message: InboundMessage, checkpoint: Checkpoint | None = None) -> IngestResult:
-        started = time.perf_counter()
-        result = await inner(message, checkpoint)
-        measured.ingested(message, result, time.perf_counter() - started)
+    def ingested(message: InboundMessage, result: IngestResult, seconds: float) -> None:
+        measured.ingested(message, result, seconds)
         if health is not None:
             health.received(message.channel.value, message.channel_account)
-        return result
 
-    setattr(service, "ingest", ingest)  # noqa: B010 (an instance's method, wrapped)
+    app[INGEST].observe(ingested)
     yield
