@@ -20,7 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from crm_core.journal import unpacked
-from crm_core.outbox import OutboxItem
+from crm_core.outbox import OutboxHandler, OutboxItem
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +46,22 @@ class EventBus:
             return
         self.deliver(payload for _key, payload in unpacked(item.payload, item.idempotency_key))
 
+    def first(self, inner: OutboxHandler) -> OutboxHandler:
+        """The relay's handler of ``events`` rows in one process: pass the events on at
+        once, then run ``inner`` (the webhooks' fan-out).
+
+        Passed on before the first await: the relay's lanes start their rows in id
+        order, so subscribers hear them in that order whatever ``inner`` waits for (a
+        bus after the fan-out heard them in the order its lookups happened to finish).
+        Should ``inner`` fail, the row is retried and heard again: subscribers fetch
+        what changed, so a repeat costs a fetch, never a wrong view."""
+
+        async def handle(item: OutboxItem) -> None:
+            self.deliver(payload for _key, payload in unpacked(item.payload, item.idempotency_key))
+            await inner(item)
+
+        return handle
+
     def deliver(self, payloads: Iterable[Mapping[str, Any]]) -> None:
         """Pass events on to every subscriber, in order, without waiting."""
         if not self._subscribers:
@@ -60,3 +76,7 @@ class EventBus:
     def reset(self) -> None:
         """Events may have been lost: every subscriber gets :data:`RESYNC`."""
         self.deliver([RESYNC])
+
+
+async def nothing(item: OutboxItem) -> None:
+    """A relay handler with nothing left to do (the bus or the broadcast was told first)."""

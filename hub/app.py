@@ -14,7 +14,7 @@ from crm_core.clock import Clock, SystemClock
 from crm_core.contracts import ChannelSender
 from crm_core.db import Database
 from crm_core.enums import Channel
-from crm_core.events import EventBus
+from crm_core.events import EventBus, nothing
 from crm_core.ingest import IngestPolicy, IngestService
 from crm_core.journal import EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX
 from crm_core.outbox import OutboxHandler, OutboxRelay, RelayPolicy
@@ -143,17 +143,18 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     events = EventBus()
     # PostgreSQL: the relay announces events to every process's bus (hub/broadcast.py).
     broadcast = None if db.is_sqlite else LiveBroadcast(settings.database_url, events)
-    live_events: OutboxHandler = events if broadcast is None else broadcast.delivered
     senders = app[SENDERS]
     handlers: dict[str, OutboxHandler] = {
-        EVENTS_TOPIC: live_events,
-        LEGACY_EVENT_TOPIC_PREFIX: live_events,
+        EVENTS_TOPIC: nothing,
+        LEGACY_EVENT_TOPIC_PREFIX: nothing,
         SEND_TOPIC_PREFIX: SendDispatcher(db, app[CLOCK], senders, settings.outbox_max_attempts),
-        **hooks.relay_handlers(app, db, live_events),
+        **hooks.relay_handlers(app, db, nothing),
     }
-    if broadcast is not None:
-        for topic in (EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX):
-            handlers[topic] = broadcast.announcing(handlers[topic])
+    # The live sockets hear of each events row first, in the relay's order; the webhooks'
+    # fan-out (which waits on the database) comes after.
+    first = events.first if broadcast is None else broadcast.announcing
+    for topic in (EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX):
+        handlers[topic] = first(handlers[topic])
     relay = OutboxRelay(
         db,
         app[CLOCK],

@@ -143,9 +143,6 @@ class LiveBroadcast:
 
         return handle
 
-    async def delivered(self, item: OutboxItem) -> None:
-        """The fan-out's downstream: nothing to do, the listeners feed the buses."""
-
     def _announce(self, item: OutboxItem) -> asyncio.Future[None]:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._outgoing.put_nowait((item.id, announcement(item), done))
