@@ -18,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -168,14 +168,16 @@ class Stats:
     statuses: Counter[int]
 
 
-async def worker(session: aiohttp.ClientSession, deadline: float, load: Workload) -> None:
+async def worker(
+    session: aiohttp.ClientSession, deadline: float, load: Workload, url: str = INBOUND
+) -> None:
     while time.perf_counter() < deadline:
         request = load.next_request()
         started = time.perf_counter()
         data: dict[str, Any] | None = None
         error = ""
         try:
-            async with session.post(INBOUND, json=request.body) as response:
+            async with session.post(url, json=request.body) as response:
                 status = response.status
                 if status in (200, 201):
                     data = await response.json()
@@ -187,19 +189,26 @@ async def worker(session: aiohttp.ClientSession, deadline: float, load: Workload
 
 
 async def drive(
-    base_url: str, token: str, seconds: float, concurrency: int, load: Workload
+    base_url: str | Sequence[str], token: str, seconds: float, concurrency: int, load: Workload
 ) -> Stats:
-    """One round of load; ``load`` keeps its outcomes across rounds."""
+    """One round of load; ``load`` keeps its outcomes across rounds. Given several base
+    URLs (processes of one hub), the concurrent workers are spread evenly over them."""
     first = len(load.outcomes)
+    bases = [base_url] if isinstance(base_url, str) else list(base_url)
     async with aiohttp.ClientSession(
-        base_url,  # the connector's limit equals the concurrency: one connection per worker
+        # the connector's limit equals the concurrency: one connection per worker
         connector=aiohttp.TCPConnector(limit=concurrency),
         timeout=aiohttp.ClientTimeout(total=60),
         headers={"Authorization": f"Bearer {token}"},
     ) as session:
         started = time.perf_counter()
         deadline = started + seconds
-        await asyncio.gather(*(worker(session, deadline, load) for _ in range(concurrency)))
+        await asyncio.gather(
+            *(
+                worker(session, deadline, load, bases[n % len(bases)] + INBOUND)
+                for n in range(concurrency)
+            )
+        )
         elapsed = time.perf_counter() - started
     return stats_of(load.outcomes[first:], elapsed)
 
@@ -272,14 +281,25 @@ def fresh_postgres(stack: contextlib.ExitStack, admin_dsn: str) -> str:
     return admin_dsn.rsplit("/", 1)[0] + "/" + name
 
 
-def start_hub(stack: contextlib.ExitStack, tmp: Path, log: TextIO, database: Database) -> Server:
+def hub_env(database: Database) -> dict[str, str]:
+    """The environment of a hub process on ``database``, no other ``OMNIHUB_`` setting."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("OMNIHUB_")}
     env["OMNIHUB_DATABASE_URL"] = database.url
+    return env
+
+
+def seed(env: dict[str, str]) -> str:
+    """The managers routing shares the load among; an integration token for the load."""
     for n in range(1, MANAGERS + 1):
         omnihub(
             env, "create-manager", "--email", f"m{n}@bench.test", "--name", f"M{n}", "--no-password"
         )
-    token = omnihub(env, "create-token", "--name", "bench").strip().splitlines()[-1]
+    return omnihub(env, "create-token", "--name", "bench").strip().splitlines()[-1]
+
+
+def start_hub(stack: contextlib.ExitStack, tmp: Path, log: TextIO, database: Database) -> Server:
+    env = hub_env(database)
+    token = seed(env)
     port = free_port()
     process = subprocess.Popen(
         [OMNIHUB, "run", "--port", str(port)],

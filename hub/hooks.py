@@ -202,12 +202,33 @@ async def _ingest(
         message, checkpoint = await _windowed(app, config, message, leads.body_hash)
     while True:
         try:
-            return await ingest.ingest(message, checkpoint)
+            result = await ingest.ingest(message, checkpoint)
         except InvalidInboundError as exc:
             fewer = _without_bad_identity(message, exc.field)
             if fewer is None:
+                log.info(
+                    "source %s: lead %s refused: %s",
+                    message.channel_account,
+                    message.external_id,
+                    exc.field,
+                )
                 raise _invalid(exc) from None
+            log.info(
+                "source %s: lead %s: %s unusable, kept in the text",
+                message.channel_account,
+                message.external_id,
+                exc.field,
+            )
             message = fewer
+            continue
+        log.debug(
+            "source %s: lead %s stored as message %d%s",
+            message.channel_account,
+            message.external_id,
+            result.message_id,
+            " (a repeat)" if result.duplicate else "",
+        )
+        return result
 
 
 def _clean(message: InboundMessage) -> InboundMessage:

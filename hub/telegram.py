@@ -30,15 +30,17 @@ from connectors.telegram.client import make_bot
 from connectors.telegram.config import TelegramConfig, TelegramConfigError, parse_config
 from connectors.telegram.media import MediaFetcher
 from connectors.telegram.polling import Poller
+from connectors.telegram.refetch import Refetcher
 from connectors.telegram.sender import TelegramSender
 from connectors.telegram.updates import UpdateHandler
 from connectors.telegram.webhook import WebhookReceiver, set_webhook
 from crm_core.enums import Channel
+from crm_core.late_files import LateFiles
 from hub.api.errors import json_error
 from hub.background import cancel_all
 from hub.files import FILES
 from hub.health import HEALTH
-from hub.keys import INGEST, SENDERS, SETTINGS
+from hub.keys import CLOCK, DATABASE, INGEST, RELAY, SENDERS, SETTINGS
 from hub.leases import run_leased
 from hub.roles import runs_background
 from hub.settings import SettingsError
@@ -56,6 +58,7 @@ class TelegramChannel:
     pollers: dict[str, Poller] = field(default_factory=dict)
     receiver: WebhookReceiver | None = None
     sender: TelegramSender | None = None
+    refetcher: Refetcher | None = None
 
 
 TELEGRAM = web.AppKey("telegram", TelegramChannel)
@@ -87,16 +90,24 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
     config = channel.config
     store = app[FILES].add(config.media_dir or app[SETTINGS].media_dir)
     fetcher = MediaFetcher(store, config.max_file_bytes)
+    # files that failed with an error that may heal wait as parked items (channel telegram)
+    late = LateFiles(
+        app[DATABASE], app[CLOCK], "telegram", config.file_retry_attempts, app[RELAY].wake
+    )
     for bot_config in config.bots:
         channel.handlers[bot_config.key] = UpdateHandler(
-            bot_config, channel.bots[bot_config.key], app[INGEST], fetcher
+            bot_config, channel.bots[bot_config.key], app[INGEST], fetcher, late
         )
+    refetcher = channel.refetcher = Refetcher(fetcher, channel.bots, late)
     channel.receiver = WebhookReceiver(
         {k: h for k, h in channel.handlers.items() if h.config.mode == "webhook"}
     )
     channel.sender = TelegramSender(channel.bots, store)
     app[SENDERS][Channel.TELEGRAM] = channel.sender
     tasks: list[asyncio.Task[None]] = []
+    if runs_background(app):
+        refetch = asyncio.create_task(refetcher.run_forever(), name="telegram-file-retries")
+        tasks.append(refetch)
     health = app[HEALTH]
     for key, handler in channel.handlers.items():
         health.register("telegram", key, secrets=(handler.bot.token, handler.config.secret_token))

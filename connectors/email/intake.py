@@ -53,6 +53,7 @@ class MailIntake:
         stored message's checkpoint, and re-reading them after a restart is harmless.
         """
         mail = parse(raw)
+        where = self._where(mail, checkpoint)
         if mail.sender is not None and mail.sender in self.mailbox.own_addresses:
             return Outcome.OWN
         if mail.bounce:
@@ -61,14 +62,14 @@ class MailIntake:
                     await self.ingestor.mark_unreachable(
                         IdentityRef(IdentityKind.EMAIL, address), f"bounce: {mail.subject[:200]}"
                     )
-            log.info("bounce %s for %d address(es)", mail.message_id, len(mail.failed_recipients))
+            log.info("%s: a bounce for %d address(es)", where, len(mail.failed_recipients))
             return Outcome.BOUNCE
         if mail.auto_reply:
-            log.info("auto-reply %s from a sender skipped", mail.message_id)
+            log.info("%s: an auto-reply, skipped", where)
             return Outcome.AUTO_REPLY
         raw_key = await self.store.put(raw, "mail")
         if mail.sender is None:
-            log.warning("mail %s has no usable sender; kept as %s", mail.message_id, raw_key)
+            log.warning("%s: no usable sender; kept as %s", where, raw_key)
             return Outcome.UNATTRIBUTED
         # Mailers reuse Message-IDs: the content first seen under one is remembered
         # (a mark stored with that message), and a mail whose content differs is kept
@@ -85,7 +86,7 @@ class MailIntake:
             occurred_at=mail.occurred_at or self.now(),
             display_name=mail.display_name,
             text=_text(mail),
-            attachments=await self._attachments(mail),
+            attachments=await self._attachments(mail, where),
             raw_ref=raw_key,
             thread_refs=mail.thread_refs,
             conversation_hint=conversation_hint(mail.subject),
@@ -94,7 +95,7 @@ class MailIntake:
         try:
             result = await self.ingestor.ingest(message, checkpoint)
         except ValueError as exc:  # the core's InvalidInboundError: nothing was written
-            log.warning("mail %s refused (%s); kept as %s", mail.message_id, exc, raw_key)
+            log.warning("%s: refused (%s); kept as %s", where, exc, raw_key)
             return Outcome.REJECTED
         if result.duplicate:
             log.info(
@@ -116,7 +117,16 @@ class MailIntake:
             return Outcome.REUSED_ID
         return Outcome.INGESTED
 
-    async def _attachments(self, mail: ParsedMail) -> tuple[Attachment, ...]:
+    def _where(self, mail: ParsedMail, checkpoint: Checkpoint | None) -> str:
+        """How log lines name a mail: its mailbox, folder and UID (when read over IMAP)
+        and its Message-ID."""
+        place = self.mailbox.key
+        if checkpoint is not None:
+            uid = checkpoint.value.rpartition(":")[2]
+            place = f"{place}/{checkpoint.key} uid {uid}"
+        return f"mailbox {place}: mail {mail.message_id}"
+
+    async def _attachments(self, mail: ParsedMail, where: str) -> tuple[Attachment, ...]:
         files: list[Attachment] = []
         if mail.html:
             data = mail.html.encode("utf-8")
@@ -126,7 +136,12 @@ class MailIntake:
         for part in mail.parts:
             size = len(part.data)
             if size > self.mailbox.max_attachment_bytes or size > budget:
-                log.info("attachment %r (%d bytes) over the limit: not stored", part.name, size)
+                log.info(
+                    "%s: attachment %r (%d bytes) over the limit: not stored",
+                    where,
+                    part.name,
+                    size,
+                )
                 files.append(Attachment(part.name, part.content_type, size))
                 continue
             budget -= size

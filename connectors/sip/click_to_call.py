@@ -122,7 +122,13 @@ class ClickToCall:
         try:
             self.client.makeCall(uri, pj.CallOpParam(True))
         except pj.Error as exc:
-            log.warning("click-to-call %s: cannot ring %s: %s", self.call_id, uri, exc.info())
+            log.warning(
+                "SIP line %s: click-to-call %s: cannot ring %s: %s",
+                self.line.config.key,
+                self.call_id,
+                uri,
+                exc.info(),
+            )
             self.client = None
             self.disposition = CallDisposition.FAILED
             self.manager.drop()

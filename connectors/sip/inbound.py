@@ -119,10 +119,19 @@ class InboundCall:
         if self.voicemail:
             self.client.drop()  # the voicemail's length limit
         elif self.manager is not None and self.answered_at is None:
-            log.info("call %s: %s did not answer in time", self.call_id, self.manager_target)
+            log.info(
+                "SIP line %s: call %s: %s did not answer in time",
+                self.line.config.key,
+                self.call_id,
+                self.manager_target,
+            )
             self.manager.drop()  # its DISCONNECTED rings the next one
         elif not self.targets and self.disposition is None and not self.client.gone:
-            log.warning("call %s: no plan from the hub in time", self.call_id)
+            log.warning(
+                "SIP line %s: call %s: no plan from the hub in time",
+                self.line.config.key,
+                self.call_id,
+            )
             self.disposition = CallDisposition.FAILED
             self.client.respond(480)
 
@@ -148,7 +157,13 @@ class InboundCall:
         try:
             leg.makeCall(target.uri, prm)
         except pj.Error as exc:
-            log.warning("call %s: cannot ring %s: %s", self.call_id, target.uri, exc.info())
+            log.warning(
+                "SIP line %s: call %s: cannot ring %s: %s",
+                self.line.config.key,
+                self.call_id,
+                target.uri,
+                exc.info(),
+            )
             self._ring_next()
             return
         self.manager, self.manager_target = leg, target
@@ -235,7 +250,11 @@ class InboundCall:
             if not _finished_wav(self.recording):
                 if time.monotonic() < self.closing_until:
                     return  # tick() comes back
-                log.warning("call %s: the voicemail was not finished by pjsua", self.call_id)
+                log.warning(
+                    "SIP line %s: call %s: the voicemail was not finished by pjsua",
+                    self.line.config.key,
+                    self.call_id,
+                )
             self.closing_until = None
         self.posted = True
         self.line.bridge.post(

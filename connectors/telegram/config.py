@@ -21,6 +21,7 @@ _PAYLOAD_FIELDS = {
     "funnel",
 }
 DEFAULT_MAX_FILE_BYTES = 20 * 1024 * 1024  # what the public Bot API lets getFile download
+DEFAULT_FILE_RETRY_ATTEMPTS = 8  # 1 min, doubling, at most an hour: about 2 h in all
 
 
 class TelegramConfigError(ValueError):
@@ -78,11 +79,13 @@ class TelegramConfig:
     bots: tuple[BotConfig, ...]
     media_dir: str = ""  # empty: the hub's shared media_dir
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
+    file_retry_attempts: int = DEFAULT_FILE_RETRY_ATTEMPTS  # a file that may heal, tried this often
 
 
 def parse_config(table: Mapping[str, Any]) -> TelegramConfig:
-    """``[channels.telegram]``: ``media_dir``, ``max_file_bytes`` and a list ``bots``."""
-    known = {"bots", "media_dir", "max_file_bytes"}
+    """``[channels.telegram]``: ``media_dir``, ``max_file_bytes``, ``file_retry_attempts``
+    and a list ``bots``."""
+    known = {"bots", "media_dir", "max_file_bytes", "file_retry_attempts"}
     for name in table:
         if name not in known:
             raise TelegramConfigError(
@@ -110,7 +113,12 @@ def parse_config(table: Mapping[str, Any]) -> TelegramConfig:
     limit = table.get("max_file_bytes", DEFAULT_MAX_FILE_BYTES)
     if not isinstance(limit, int) or isinstance(limit, bool) or limit <= 0:
         raise TelegramConfigError("channels.telegram.max_file_bytes: expected a positive integer")
-    return TelegramConfig(bots, media_dir, limit)
+    attempts = table.get("file_retry_attempts", DEFAULT_FILE_RETRY_ATTEMPTS)
+    if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts <= 0:
+        raise TelegramConfigError(
+            "channels.telegram.file_retry_attempts: expected a positive integer"
+        )
+    return TelegramConfig(bots, media_dir, limit, attempts)
 
 
 def _bot(where: str, raw: Mapping[str, Any]) -> BotConfig:

@@ -7,7 +7,12 @@ from dataclasses import dataclass
 
 import aiohttp
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import (
+    TelegramAPIError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
 
 from connectors.store import BlobStore
 from connectors.telegram.client import redact
@@ -39,6 +44,16 @@ class FileRef:
     size: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    """One attempt at a file: the attachment (stored, or marked failed), and whether a
+    failure may heal (the Bot API's 5xx, a timeout, a broken connection) so that a later
+    attempt is worth it; a 4xx ("file is gone") or a file over the limit is not."""
+
+    attachment: Attachment
+    healable: bool = False
+
+
 class MediaFetcher:
     """Downloads a message's files through ``getFile`` into the store."""
 
@@ -46,24 +61,35 @@ class MediaFetcher:
         self.store = store
         self.max_bytes = max_bytes
 
-    async def fetch(self, bot: Bot, ref: FileRef) -> Attachment:
+    async def fetch(self, bot: Bot, ref: FileRef, where: str = "") -> Attachment:
         """The stored attachment; one that cannot be fetched is kept as metadata with the
         reason, so that the message (and the rest of the batch) is stored at once."""
+        return (await self.attempt(bot, ref, where)).attachment
+
+    async def attempt(self, bot: Bot, ref: FileRef, where: str = "") -> Fetched:
+        """Like :meth:`fetch`, saying whether a failure may heal. ``where`` names the
+        bot and the message in the log lines (never the token)."""
+        where = where or f"bot {bot.id}"
         try:
             data = await self._download(bot, ref)
         except FileTooLargeError:
-            log.info("file %s is over %d bytes; kept as a reference", ref.name, self.max_bytes)
-            return self._failed(ref, f"the file is over the {self.max_bytes}-byte limit")
+            log.info(
+                "%s: file %s is over %d bytes; kept as a reference", where, ref.name, self.max_bytes
+            )
+            return Fetched(self._failed(ref, f"the file is over the {self.max_bytes}-byte limit"))
         except TelegramAPIError as exc:
             # e.g. "file is too big" from the public Bot API, or a file that expired
             reason = redact(f"getFile failed: {exc}", bot.token)
-            log.warning("cannot fetch file %s: %s", ref.name, reason)
-            return self._failed(ref, reason)
+            healable = isinstance(
+                exc, TelegramServerError | TelegramNetworkError | TelegramRetryAfter
+            )
+            log.warning("%s: cannot fetch file %s: %s", where, ref.name, reason)
+            return Fetched(self._failed(ref, reason), healable)
         except MediaDownloadError as exc:
-            log.warning("cannot fetch file %s: %s", ref.name, exc.reason)
-            return self._failed(ref, exc.reason)
+            log.warning("%s: cannot fetch file %s: %s", where, ref.name, exc.reason)
+            return Fetched(self._failed(ref, exc.reason), exc.temporary)
         key = await self.store.put(data, "telegram")
-        return Attachment(ref.name, ref.content_type, len(data), storage_key=key)
+        return Fetched(Attachment(ref.name, ref.content_type, len(data), storage_key=key))
 
     @staticmethod
     def _failed(ref: FileRef, reason: str) -> Attachment:
@@ -89,7 +115,8 @@ class MediaFetcher:
         except aiohttp.ClientResponseError as exc:
             # the download URL carries the token: name the status only, do not chain
             reason = f"download failed: HTTP {exc.status} {exc.message}".rstrip()
-            raise MediaDownloadError(reason, temporary=exc.status >= 500) from None
+            temporary = exc.status >= 500 or exc.status == 429
+            raise MediaDownloadError(reason, temporary=temporary) from None
         except (aiohttp.ClientError, TimeoutError) as exc:
             reason = redact(f"download failed: {type(exc).__name__}: {exc}", bot.token)
             raise MediaDownloadError(reason, temporary=True) from None

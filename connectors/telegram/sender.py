@@ -115,7 +115,12 @@ class TelegramSender:
                     raise SendError(
                         f"Telegram flood control: retry in {exc.retry_after} s"
                     ) from exc
-                log.info("chat %s: flood control, waiting %d s", chat.value, exc.retry_after)
+                log.info(
+                    "bot %s: chat %s: flood control, waiting %d s",
+                    bot.id,
+                    chat.value,
+                    exc.retry_after,
+                )
                 await self._sleep(exc.retry_after)
             except TelegramForbiddenError as exc:
                 raise RecipientUnreachableError(chat, _reason(exc, bot)) from exc

@@ -10,8 +10,9 @@ from aiogram.types import Update
 
 from connectors.telegram.config import BotConfig
 from connectors.telegram.mapping import EditedMessage, NewMessage, map_update
-from connectors.telegram.media import MediaFetcher
-from crm_core.contracts import Ingestor
+from connectors.telegram.media import Fetched, MediaFetcher
+from connectors.telegram.refetch import LateFile, LateFileLedger, where
+from crm_core.contracts import Ingestor, IngestResult
 
 log = logging.getLogger(__name__)
 
@@ -22,12 +23,18 @@ class UpdateHandler:
     """Maps an update and commits it through the core; returns only once it is durable."""
 
     def __init__(
-        self, config: BotConfig, bot: Bot, ingestor: Ingestor, fetcher: MediaFetcher
+        self,
+        config: BotConfig,
+        bot: Bot,
+        ingestor: Ingestor,
+        fetcher: MediaFetcher,
+        late: LateFileLedger | None = None,
     ) -> None:
         self.config = config
         self.bot = bot
         self._ingestor = ingestor
         self._fetcher = fetcher
+        self._late = late  # where files that may heal wait for another attempt
 
     async def handle(self, update: Update) -> None:
         action = map_update(update, self.config)
@@ -38,15 +45,16 @@ class UpdateHandler:
             if await self._ingestor.edit(action.edit):
                 return
             action = action.fallback  # the original never reached us: keep the edited text
-        await self._store(action)
+        await self._store(action, update.update_id)
 
-    async def _store(self, new: NewMessage) -> None:
+    async def _store(self, new: NewMessage, update_id: int) -> None:
         message = new.message
-        if new.files:
-            attachments = [await self._fetcher.fetch(self.bot, ref) for ref in new.files]
-            message = replace(message, attachments=tuple(attachments))
+        label = where(self.config.key, message.external_id, update_id)
+        fetched = [await self._fetcher.attempt(self.bot, ref, label) for ref in new.files]
+        if fetched:
+            message = replace(message, attachments=tuple(f.attachment for f in fetched))
         try:
-            await self._ingestor.ingest(message)
+            result = await self._ingestor.ingest(message)
         except ValueError as exc:
             # The core refused a part that the client or the configuration controls (a
             # shared phone it cannot read, a deep link to a funnel that does not exist):
@@ -54,9 +62,25 @@ class UpdateHandler:
             # than lose it.
             plain = replace(message, identities=message.identities[:1], funnel=None)
             if plain == message:
-                log.warning(
-                    "bot %s: message %s refused: %s", self.config.key, message.external_id, exc
-                )
+                log.warning("%s: refused: %s", label, exc)
                 return
-            log.warning("bot %s: %s; stored without it", self.config.key, exc)
-            await self._ingestor.ingest(plain)
+            log.warning("%s: %s; stored without it", label, exc)
+            result = await self._ingestor.ingest(plain)
+        await self._later(new, fetched, result)
+
+    async def _later(self, new: NewMessage, fetched: list[Fetched], result: IngestResult) -> None:
+        """Hand the files that may heal to the ledger, before the update is confirmed."""
+        if self._late is None:
+            return
+        for index, attempt in enumerate(fetched):
+            failure = attempt.attachment.failure
+            if failure is None or not attempt.healable:
+                continue
+            file = LateFile(
+                self.config.key,
+                result.message_id,
+                index,
+                new.message.external_id,
+                new.files[index],
+            )
+            await self._late.failed(file.bot, file.item_key, failure, True, file.detail())

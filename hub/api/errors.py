@@ -7,6 +7,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from crm_core.text import text_problem
 from hub.keys import SETTINGS
@@ -97,6 +98,23 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
-    except Exception:
+    except Exception as exc:
+        if _unavailable(exc):
+            log.warning("%s %s: the database is unreachable: %s", request.method, request.path, exc)
+            response = json_error(
+                503, "database_unavailable", "the database is unavailable or busy; try again"
+            )
+            response.headers["Retry-After"] = "1"
+            return response
         log.exception("unhandled error on %s %s", request.method, request.path)
         return json_error(500, "internal_error", "an internal error; it has been logged")
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """The database is away (restarting, unreachable): nothing was written, and the same
+    request may be sent again (a 503, not a 500 that says the hub is broken)."""
+    if isinstance(exc, ConnectionError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return False

@@ -360,6 +360,11 @@ _CSRF_OR_ROLE = _json(
 _TOO_LARGE = _json("Error", "The body is over the size limit (checked before reading it).")
 _NOT_JSON = _json("Error", "The body must be sent as application/json.")
 _NOT_FOUND = _json("Error", "No such item, or one the caller may not see.")
+_UNAVAILABLE = _json(
+    "Error",
+    "The database is unavailable or busy (restarting, unreachable): send the request again "
+    "after `Retry-After` seconds (an inbound message sent again is stored once).",
+)
 
 
 _STORABLE = "^[^\\x00]*$"  # crm_core.text: no NUL in any text, in a body or a parameter
@@ -380,7 +385,8 @@ def _storable_text(schema: Any) -> None:
 def _with_common_responses(doc: dict[str, Any]) -> dict[str, Any]:
     """Every response an operation can give is in the document: the handler's own, and
     those of the middlewares (a malformed parameter, authentication, the CSRF check and
-    the admin-only paths, the body limit, a body that is not JSON, an unknown id).
+    the admin-only paths, the body limit, a body that is not JSON, an unknown id, the
+    database away).
     Every text it takes is marked as refusing NUL."""
     _storable_text(doc["components"]["schemas"])
     for item in doc["paths"].values():
@@ -391,6 +397,7 @@ def _with_common_responses(doc: dict[str, Any]) -> dict[str, Any]:
         for method, operation in item.items():
             responses = operation.setdefault("responses", {})
             responses.setdefault("400", _MALFORMED)
+            responses.setdefault("503", _UNAVAILABLE)
             if not path.startswith("/api/"):
                 continue
             public = (method.upper(), path) in PUBLIC

@@ -1,7 +1,7 @@
 """Parked inbound items (admin): what a channel could not take, and a retry by hand.
 
-See :mod:`crm_core.parked`. Today the Meta lead hooks park leads the Graph API would not
-give; the list is general (``channel``, ``account``, ``item_key``) for other channels.
+See :mod:`crm_core.parked`. The Meta lead hooks park leads the Graph API would not give;
+the Telegram connector parks files it could not download yet (``crm_core.late_files``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from hub.keys import CLOCK, DATABASE
 
 routes = web.RouteTableDef()
 PATH = "/api/v1/parked"
-CHANNELS = ("meta",)
+CHANNELS = ("meta", "telegram")
 
 
 @routes.get(PATH)
@@ -91,9 +91,13 @@ def schemas() -> dict[str, Any]:
             ],
             "properties": {
                 "id": id_schema(),
-                "channel": {"type": "string", "description": "Where it came in: meta"},
-                "account": {"type": "string", "description": "The source's key"},
-                "item_key": {"type": "string", "description": "Its natural key: the leadgen id"},
+                "channel": {"type": "string", "description": "Where it came in: meta, telegram"},
+                "account": {"type": "string", "description": "The source's or the bot's key"},
+                "item_key": {
+                    "type": "string",
+                    "description": "Its natural key: the leadgen id; for a Telegram file "
+                    "<chat_id>:<message_id>/<attachment index>",
+                },
                 "status": {
                     "type": "string",
                     "enum": list(parked.STATUSES),
@@ -101,7 +105,10 @@ def schemas() -> dict[str, Any]:
                 },
                 "reason": {"type": "string", "description": "Why it was not taken, last time"},
                 "attempts": {"type": "integer", "minimum": 0},
-                "detail": {"type": "object", "description": "e.g. form_id, page_id"},
+                "detail": {
+                    "type": "object",
+                    "description": "e.g. form_id, page_id; message_id, attachment, file_id",
+                },
                 "first_failed_at": when,
                 "last_failed_at": when,
                 "next_attempt_at": {"anyOf": [when, {"type": "null"}]},
@@ -125,7 +132,7 @@ def paths() -> dict[str, Any]:
         PATH: {
             "get": {
                 "summary": "Inbound items a channel could not take (admin): a lead the "
-                "Graph API refused, with the reason and when.",
+                "Graph API refused, a Telegram file not downloaded yet, with the reason and when.",
                 "parameters": [
                     {"name": "after", "in": "query", "schema": cursor_schema()},
                     {

@@ -47,6 +47,8 @@ class BotState:
     calls: list[str] = field(default_factory=list)
     broken_downloads: set[str] = field(default_factory=set)  # answer 502
     gone_downloads: set[str] = field(default_factory=set)  # answer 404
+    flaky_downloads: dict[str, int] = field(default_factory=dict)  # answer 500 this often
+    downloads: list[str] = field(default_factory=list)  # the paths asked for, in order
     _ids: itertools.count[int] = field(default_factory=lambda: itertools.count(_FIRST_UPDATE_ID))
     _message_ids: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     _arrived: asyncio.Event = field(default_factory=asyncio.Event)
@@ -222,6 +224,10 @@ class FakeBotApi:
         state = self.bots.get(request.match_info["token"])
         if state is None:
             return web.Response(status=401)
+        state.downloads.append(request.match_info["path"])
+        if state.flaky_downloads.get(request.match_info["path"], 0) > 0:
+            state.flaky_downloads[request.match_info["path"]] -= 1
+            return web.Response(status=500)
         if request.match_info["path"] in state.broken_downloads:
             return web.Response(status=502)
         if request.match_info["path"] in state.gone_downloads:
