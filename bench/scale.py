@@ -111,7 +111,7 @@ def hub_cpu(hubs: dict[str, int]) -> dict[str, float]:
     """CPU seconds so far: the hub's processes, all of PostgreSQL, this load generator."""
     return {
         **{name: process_cpu(pid) for name, pid in hubs.items()},
-        "postgres (all)": sum(postgres_cpu().values()),
+        "postgres (all)": sum(postgres_cpu().values()),  # those that exit are lost
         "load generator": time.process_time(),
     }
 

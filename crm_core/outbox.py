@@ -183,9 +183,17 @@ class OutboxRelay:
         self._policy = policy
         self._jitter = jitter
         self._wakeup = asyncio.Event()
+        # Also told of each wake-up: the relays of other processes (hub/relay_wake.py).
+        self.tell_others: Callable[[], None] | None = None
 
     def wake(self) -> None:
         """Called after a commit that wrote outbox rows: deliver without waiting to poll."""
+        self._wakeup.set()
+        if self.tell_others is not None:
+            self.tell_others()
+
+    def wake_here(self) -> None:
+        """Woken by another process: this relay only."""
         self._wakeup.set()
 
     def handler_for(self, topic: str) -> OutboxHandler | None:

@@ -55,6 +55,7 @@ from hub.keys import (
     SETTINGS,
     TOKENS,
 )
+from hub.relay_wake import RelayWake
 from hub.roles import ROLE, ProcessRole
 from hub.routing_follow import RoutingFollower
 from hub.routing_setup import load_routing
@@ -186,11 +187,18 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[ROUTING_FOLLOWER] = follower
     app[TOKENS] = TokenCache(db, settings.token_cache_seconds, app.get(TOKEN_GENERATION))
     log.info("database: %s (%s)", db.dialect, "embedded" if db.is_sqlite else "server")
+    # PostgreSQL: a commit in one process wakes the relays of all (hub/relay_wake.py).
+    waker = None if db.is_sqlite else RelayWake(settings.database_url, relay.wake_here)
+    if waker is not None:
+        relay.tell_others = waker.tell_others
+        await waker.start()
     if broadcast is not None:
         await broadcast.start()
     yield
     if broadcast is not None:
         await broadcast.close()
+    if waker is not None:
+        await waker.close()
     await db.dispose()
 
 

@@ -9,14 +9,28 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from crm_core.text import text_problem
+from crm_core.text import scrubbed, text_problem
 from hub.keys import SETTINGS
 
 log = logging.getLogger(__name__)
 
 
 def json_error(status: int, error: str, message: str, **extra: Any) -> web.Response:
-    return web.json_response({"error": error, "message": message, **extra}, status=status)
+    """The error body. Text it echoes from the request (a field's name, a value) is
+    scrubbed like stored text (a NUL becomes U+FFFD): the document promises no NUL in
+    any string, answers included."""
+    body = _echo_safe({"error": error, "message": message, **extra})
+    return web.json_response(body, status=status)
+
+
+def _echo_safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return scrubbed(value)
+    if isinstance(value, dict):
+        return {_echo_safe(k): _echo_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_echo_safe(v) for v in value]
+    return value
 
 
 class ApiError(Exception):

@@ -462,6 +462,7 @@ async def _written(db: Database) -> dict[str, int]:
     (the fan-out of earlier events to webhook subscriptions)."""
     counts = await table_counts(db)
     del counts["webhook_deliveries"]
+    del counts["rejected_hooks"]  # the log of refused hook requests (GET /api/v1/hooks/rejected)
     # Counted by one statement: two (all rows, then the relay's) raced the relay.
     counts["outbox"] = await count_rows(db, OutboxMessage, OutboxMessage.topic != DELIVER_TOPIC)
     return counts
