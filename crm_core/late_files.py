@@ -26,6 +26,7 @@ from crm_core.snapshots import MessageSnapshot
 
 ACTOR = "system:files"
 BATCH = 20
+UPDATE_PREFIX = "update:"  # the keys of a channel's parked updates, not files
 LEASE = timedelta(minutes=5)  # a claimed file is not claimed again by another process before
 
 
@@ -101,7 +102,10 @@ class LateFiles:
 
     async def due(self) -> list[parked.Due]:
         now = self.clock.now()
-        return await self.db.write(lambda s: parked.claim_due(s, self.channel, now, BATCH, LEASE))
+        # the channel's poisoned updates ("update:<id>", crm_core.poisoned) are not files
+        return await self.db.write(
+            lambda s: parked.claim_due(s, self.channel, now, BATCH, LEASE, not_prefix=UPDATE_PREFIX)
+        )
 
     async def fetched(
         self, account: str, item_key: str, message_id: int, index: int, attachment: Attachment

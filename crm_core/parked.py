@@ -60,10 +60,13 @@ def backoff(attempts: int) -> timedelta:
     return min(FIRST_BACKOFF * (1 << min(max(attempts - 1, 0), 16)), LONGEST_BACKOFF)
 
 
-def park(session: Session, failure: Failure, now: datetime, max_attempts: int) -> ParkedItem:
-    """Record one more failure of the item: ``retrying`` while it can heal and has
-    attempts left, ``parked`` otherwise. Safe when two processes record the same item:
-    the row is inserted if missing, then locked, then changed."""
+def park(
+    session: Session, failure: Failure, now: datetime, max_attempts: int, *, failures: int = 1
+) -> ParkedItem:
+    """Record ``failures`` more failures of the item (more than one when the channel
+    counted its attempts itself): ``retrying`` while it can heal and has attempts left,
+    ``parked`` otherwise. Safe when two processes record the same item: the row is
+    inserted if missing, then locked, then changed."""
     key = _text(failure.item_key, 200)
     reason = _text(failure.reason, 500)
     detail = {k: None if v is None else _text(v, 200) for k, v in failure.detail.items()}
@@ -91,7 +94,7 @@ def park(session: Session, failure: Failure, now: datetime, max_attempts: int) -
         )
         .with_for_update()
     ).one()
-    row.attempts += 1
+    row.attempts += max(1, failures)
     row.reason = reason
     row.detail = detail or row.detail
     row.last_failed_at = now
@@ -129,18 +132,32 @@ def is_parked(session: Session, channel: str, account: str, item_key: str) -> bo
 
 
 def claim_due(
-    session: Session, channel: str, now: datetime, limit: int, lease: timedelta
+    session: Session,
+    channel: str,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    *,
+    account: str | None = None,
+    prefix: str | None = None,
+    not_prefix: str | None = None,
 ) -> list[Due]:
     """Items of ``channel`` due for another attempt; each is pushed ``lease`` ahead, so
-    that another process polling at the same time does not take it too."""
+    that another process polling at the same time does not take it too. ``account``,
+    ``prefix`` and ``not_prefix`` (of the item key) keep to one kind of item."""
+    query = select(ParkedItem).where(
+        ParkedItem.channel == channel,
+        ParkedItem.status == RETRYING,
+        ParkedItem.next_attempt_at <= now,
+    )
+    if account is not None:
+        query = query.where(ParkedItem.account == account)
+    if prefix is not None:
+        query = query.where(ParkedItem.item_key.startswith(prefix, autoescape=True))
+    if not_prefix is not None:
+        query = query.where(~ParkedItem.item_key.startswith(not_prefix, autoescape=True))
     rows = session.scalars(
-        select(ParkedItem)
-        .where(
-            ParkedItem.channel == channel,
-            ParkedItem.status == RETRYING,
-            ParkedItem.next_attempt_at <= now,
-        )
-        .order_by(ParkedItem.next_attempt_at, ParkedItem.id)
+        query.order_by(ParkedItem.next_attempt_at, ParkedItem.id)
         .limit(limit)
         .with_for_update(skip_locked=True)
     ).all()

@@ -9,6 +9,7 @@ address = "sales@example.com"
 display_name = "Example Sales"
 imap = { host = "imap.example.com", port = 993, security = "tls", user = "me", password = "…" }
 smtp = { host = "smtp.example.com", port = 587, security = "starttls", user = "me", password = "…" }
+poison_attempts = 5     # a mail whose handling raised this often is parked; the folder moves on
 ```
 
 The readers run as tasks of the app (started and cancelled in ``cleanup_ctx``); the
@@ -30,10 +31,11 @@ from connectors.email.reader import MailboxReader
 from connectors.email.sender import EmailSender
 from connectors.store import FileStore
 from crm_core.enums import Channel
+from crm_core.poisoned import PoisonedItems
 from hub.background import cancel_all
 from hub.files import FILES
 from hub.health import HEALTH
-from hub.keys import CLOCK, INGEST, SENDERS, SETTINGS
+from hub.keys import CLOCK, DATABASE, INGEST, SENDERS, SETTINGS
 from hub.leases import run_leased
 from hub.roles import runs_background
 from hub.settings import SettingsError
@@ -76,12 +78,14 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
         {m.key: m for m in channel.mailboxes}, channel.store, now=clock.now
     )
     tasks: list[asyncio.Task[None]] = []
+    # mail that kept failing is parked (channel email, uid:<UIDVALIDITY>:<UID>) and skipped
+    poisoned = PoisonedItems(app[DATABASE], clock, "email", "uid:")
     for mailbox in channel.mailboxes if runs_background(app) else ():
         intake = MailIntake(mailbox, app[INGEST], channel.store, now=clock.now)
         secrets = (mailbox.imap.password, mailbox.smtp.password)
         app[HEALTH].register("email", mailbox.key, secrets=secrets)
         reporter = app[HEALTH].reporter("email", mailbox.key)
-        reader = MailboxReader(mailbox, app[INGEST], intake, on_status=reporter)
+        reader = MailboxReader(mailbox, app[INGEST], intake, on_status=reporter, ledger=poisoned)
         channel.readers[mailbox.key] = reader
         # one reader per mailbox folder among all workers (the lease names the account)
         imap = mailbox.imap

@@ -4,6 +4,7 @@ and the ``ChannelSender`` of ``Channel.TELEGRAM`` (routed by channel account to 
 ```toml
 [channels.telegram]
 media_dir = "/var/lib/omnihub/media"
+poison_attempts = 5                  # an update whose handling raised this often is parked
 [[channels.telegram.bots]]
 key = "salesbot"
 token = "123456:ABC..."
@@ -36,6 +37,7 @@ from connectors.telegram.updates import UpdateHandler
 from connectors.telegram.webhook import WebhookReceiver, set_webhook
 from crm_core.enums import Channel
 from crm_core.late_files import LateFiles
+from crm_core.poisoned import PoisonedItems
 from hub.api.errors import json_error
 from hub.background import cancel_all
 from hub.files import FILES
@@ -94,6 +96,8 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
     late = LateFiles(
         app[DATABASE], app[CLOCK], "telegram", config.file_retry_attempts, app[RELAY].wake
     )
+    # updates that kept failing are parked (channel telegram, update:<id>) and skipped
+    poisoned = PoisonedItems(app[DATABASE], app[CLOCK], "telegram", "update:")
     for bot_config in config.bots:
         channel.handlers[bot_config.key] = UpdateHandler(
             bot_config, channel.bots[bot_config.key], app[INGEST], fetcher, late
@@ -115,7 +119,13 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
             continue  # a web process: webhook bots are received here, the rest by workers
         if handler.config.mode == "polling":
             reporter = health.reporter("telegram", key)
-            poller = channel.pollers[key] = Poller(handler, on_status=reporter)
+            poller = channel.pollers[key] = Poller(
+                handler,
+                on_status=reporter,
+                ledger=poisoned,
+                store=store,
+                poison_attempts=config.poison_attempts,
+            )
             # one poller per bot among all workers: the lease is the bot's (its id)
             lease = f"telegram:{handler.bot.id}"
             loop = run_leased(app, lease, poller.run_forever)

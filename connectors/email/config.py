@@ -64,6 +64,8 @@ class MailboxConfig:
     batch_size: int = 200
     max_attachment_bytes: int = 25 * 1024 * 1024
     max_message_attachments_bytes: int = 50 * 1024 * 1024
+    # a mail whose handling raised this often in a row is parked and the folder moves on
+    poison_attempts: int = 5
 
     @property
     def own_addresses(self) -> frozenset[str]:
@@ -113,6 +115,7 @@ def _mailbox(raw: object, where: str) -> MailboxConfig:
         max_message_attachments_bytes=int(
             _number(raw, "max_message_attachments_bytes", where, 50 * 1024 * 1024)
         ),
+        poison_attempts=int(_number(raw, "poison_attempts", where, 5)),
     )
 
 

@@ -30,6 +30,7 @@ class Outcome(enum.StrEnum):
     OWN = "own"
     UNATTRIBUTED = "unattributed"  # no sender to file it under: kept raw, logged
     REJECTED = "rejected"  # the core refused it (bad identity): kept raw, logged
+    PARKED = "parked"  # its handling kept raising: parked with the raw mail's key, skipped
 
 
 class MailIntake:

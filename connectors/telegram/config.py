@@ -22,6 +22,7 @@ _PAYLOAD_FIELDS = {
 }
 DEFAULT_MAX_FILE_BYTES = 20 * 1024 * 1024  # what the public Bot API lets getFile download
 DEFAULT_FILE_RETRY_ATTEMPTS = 8  # 1 min, doubling, at most an hour: about 2 h in all
+DEFAULT_POISON_ATTEMPTS = 5  # an update whose handling raised this often in a row is parked
 
 
 class TelegramConfigError(ValueError):
@@ -80,12 +81,13 @@ class TelegramConfig:
     media_dir: str = ""  # empty: the hub's shared media_dir
     max_file_bytes: int = DEFAULT_MAX_FILE_BYTES
     file_retry_attempts: int = DEFAULT_FILE_RETRY_ATTEMPTS  # a file that may heal, tried this often
+    poison_attempts: int = DEFAULT_POISON_ATTEMPTS  # an update that keeps failing: then parked
 
 
 def parse_config(table: Mapping[str, Any]) -> TelegramConfig:
-    """``[channels.telegram]``: ``media_dir``, ``max_file_bytes``, ``file_retry_attempts``
-    and a list ``bots``."""
-    known = {"bots", "media_dir", "max_file_bytes", "file_retry_attempts"}
+    """``[channels.telegram]``: ``media_dir``, ``max_file_bytes``, ``file_retry_attempts``,
+    ``poison_attempts`` and a list ``bots``."""
+    known = {"bots", "media_dir", "max_file_bytes", "file_retry_attempts", "poison_attempts"}
     for name in table:
         if name not in known:
             raise TelegramConfigError(
@@ -118,7 +120,10 @@ def parse_config(table: Mapping[str, Any]) -> TelegramConfig:
         raise TelegramConfigError(
             "channels.telegram.file_retry_attempts: expected a positive integer"
         )
-    return TelegramConfig(bots, media_dir, limit, attempts)
+    poison = table.get("poison_attempts", DEFAULT_POISON_ATTEMPTS)
+    if not isinstance(poison, int) or isinstance(poison, bool) or poison <= 0:
+        raise TelegramConfigError("channels.telegram.poison_attempts: expected a positive integer")
+    return TelegramConfig(bots, media_dir, limit, attempts, poison)
 
 
 def _bot(where: str, raw: Mapping[str, Any]) -> BotConfig:

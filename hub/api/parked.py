@@ -1,7 +1,9 @@
 """Parked inbound items (admin): what a channel could not take, and a retry by hand.
 
 See :mod:`crm_core.parked`. The Meta lead hooks park leads the Graph API would not give;
-the Telegram connector parks files it could not download yet (``crm_core.late_files``).
+the Telegram connector parks files it could not download yet (``crm_core.late_files``);
+a polling bot and a mailbox reader park an update or a mail whose handling kept raising
+(``crm_core.poisoned``), which their next pass handles again after a retry.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from hub.keys import CLOCK, DATABASE
 
 routes = web.RouteTableDef()
 PATH = "/api/v1/parked"
-CHANNELS = ("meta", "telegram")
+CHANNELS = ("meta", "telegram", "email")
 
 
 @routes.get(PATH)
@@ -91,12 +93,19 @@ def schemas() -> dict[str, Any]:
             ],
             "properties": {
                 "id": id_schema(),
-                "channel": {"type": "string", "description": "Where it came in: meta, telegram"},
-                "account": {"type": "string", "description": "The source's or the bot's key"},
+                "channel": {
+                    "type": "string",
+                    "description": "Where it came in: meta, telegram, email",
+                },
+                "account": {
+                    "type": "string",
+                    "description": "The source's, the bot's or the mailbox's key",
+                },
                 "item_key": {
                     "type": "string",
                     "description": "Its natural key: the leadgen id; for a Telegram file "
-                    "<chat_id>:<message_id>/<attachment index>",
+                    "<chat_id>:<message_id>/<attachment index>; for a Telegram update "
+                    "update:<update_id>; for a mail uid:<UIDVALIDITY>:<UID>",
                 },
                 "status": {
                     "type": "string",
@@ -107,7 +116,8 @@ def schemas() -> dict[str, Any]:
                 "attempts": {"type": "integer", "minimum": 0},
                 "detail": {
                     "type": "object",
-                    "description": "e.g. form_id, page_id; message_id, attachment, file_id",
+                    "description": "e.g. form_id, page_id; message_id, attachment, file_id; "
+                    "update_id or folder, uidvalidity, uid, and raw (the stored item's key)",
                 },
                 "first_failed_at": when,
                 "last_failed_at": when,
@@ -132,7 +142,8 @@ def paths() -> dict[str, Any]:
         PATH: {
             "get": {
                 "summary": "Inbound items a channel could not take (admin): a lead the "
-                "Graph API refused, a Telegram file not downloaded yet, with the reason and when.",
+                "Graph API refused, a Telegram file not downloaded yet, an update or a mail whose "
+                "handling kept failing, with the reason and when.",
                 "parameters": [
                     {"name": "after", "in": "query", "schema": cursor_schema()},
                     {
