@@ -188,6 +188,27 @@ def retry_now(session: Session, journal: Journal, item_id: int) -> ParkedItem | 
     return row
 
 
+def drop(session: Session, journal: Journal, item_id: int) -> bool:
+    """An admin gives the item up for good: it leaves the list and is not tried again
+    (a message keeps its failed attachment; a dropped lead, update or mail is not stored)."""
+    row = session.get(ParkedItem, item_id, with_for_update=True)
+    if row is None:
+        return False
+    journal.record(
+        "parked_item.dropped",
+        "parked_item",
+        row.id,
+        {
+            "channel": row.channel,
+            "account": row.account,
+            "item_key": row.item_key,
+            "reason": row.reason,
+        },
+    )
+    session.delete(row)
+    return True
+
+
 def parked_page(
     session: Session,
     after: int,

@@ -62,6 +62,23 @@ async def retry_parked(request: web.Request) -> web.Response:
     return web.json_response(found)
 
 
+@routes.delete(PATH + "/{id}")
+async def drop_parked(request: web.Request) -> web.Response:
+    viewer = require_admin(request)
+    item_id = path_id(request)
+    clock = request.app[CLOCK]
+
+    def work(session: Session) -> bool:
+        journal = Journal(viewer.actor, clock.now())
+        dropped = parked.drop(session, journal, item_id)
+        journal.flush(session)
+        return dropped
+
+    if not await request.app[DATABASE].write(work):
+        raise not_found("parked item")
+    return web.Response(status=204)
+
+
 # -- the OpenAPI entries ------------------------------------------------------------------
 
 
@@ -176,6 +193,20 @@ def paths() -> dict[str, Any]:
                 ],
                 "responses": {
                     "200": _json(_ref("ParkedItem"), "The item, due now."),
+                    "403": forbidden,
+                    "404": _json(error, "No such parked item (taken since, perhaps)."),
+                },
+            }
+        },
+        PATH + "/{id}": {
+            "delete": {
+                "summary": "Give a parked item up for good (admin): it leaves the list and is "
+                "not tried again; audited.",
+                "parameters": [
+                    {"name": "id", "in": "path", "required": True, "schema": id_schema()}
+                ],
+                "responses": {
+                    "204": {"description": "Dropped."},
                     "403": forbidden,
                     "404": _json(error, "No such parked item (taken since, perhaps)."),
                 },

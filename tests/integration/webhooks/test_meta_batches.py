@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.clock import ManualClock
 from crm_core.db import Database
-from crm_core.models import ContactIdentity, Deal, ParkedItem
+from crm_core.models import AuditEntry, ContactIdentity, Deal, ParkedItem
 from hub.app import create_app
 from hub.hooks import HOOKS, META_LEADS
 from hub.settings import Settings
@@ -264,3 +264,24 @@ async def _retry(hub: Client) -> int:
     assert app is not None
     stored: int = await app[META_LEADS].retry_due(app[HOOKS].sources)
     return stored
+
+
+async def test_an_admin_may_drop_a_parked_lead_for_good(
+    hub: Client, db: Database, graph: Graph, clock: ManualClock
+) -> None:
+    graph.answers["404404"] = 400  # cannot heal: parked at once
+    assert (await _notify(hub, "404404")).status == 200
+    [item] = await _parked(hub, db)
+    path = f"/api/v1/parked/{item['id']}"
+    manager = {"Authorization": f"Bearer {await api_token(db, 'm', manager_id=1)}"}
+    assert (await hub.delete(path, headers=manager)).status == 403
+    admin = {"Authorization": f"Bearer {await api_token(db, 'admin')}"}
+    assert (await hub.delete(path, headers=admin)).status == 204
+    assert await count_rows(db, ParkedItem) == 0
+    assert (await hub.delete(path, headers=admin)).status == 404  # gone already
+    dropped = await count_rows(db, AuditEntry, AuditEntry.action == "parked_item.dropped")
+    assert dropped == 1
+    clock.advance(timedelta(days=1))
+    asked = len(graph.asked)
+    assert await _retry(hub) == 0
+    assert len(graph.asked) == asked  # never asked again
