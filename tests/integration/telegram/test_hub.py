@@ -176,7 +176,8 @@ async def test_a_blocked_user_fails_the_reply_and_is_flagged(
     card = await client.get(f"/api/v1/contacts/{flagged.contact_id}", headers=auth)
     assert card.status == 200
     shown = [i for i in (await card.json())["identities"] if i["value"] == "4243"]
-    assert shown and shown[0]["unreachable_at"] is not None
+    assert shown
+    assert shown[0]["unreachable_at"] is not None
     assert "blocked" in shown[0]["unreachable_reason"]
     # the manager sees it: a further reply is refused with a clear reason
     again = await client.post(path, json={"text": "Ещё"}, headers=auth)
