@@ -27,9 +27,11 @@ from dataclasses import dataclass, field
 from aiogram import Bot
 from aiohttp import web
 
+from connectors.poison import RETRY_SECONDS
 from connectors.telegram.client import make_bot
 from connectors.telegram.config import TelegramConfig, TelegramConfigError, parse_config
 from connectors.telegram.media import MediaFetcher
+from connectors.telegram.poisoned import PoisonedUpdates
 from connectors.telegram.polling import Poller
 from connectors.telegram.refetch import Refetcher
 from connectors.telegram.sender import TelegramSender
@@ -87,6 +89,18 @@ async def _webhook(request: web.Request) -> web.Response:
     return await receiver.receive(request)
 
 
+async def _retry_parked_forever(poisons: list[PoisonedUpdates]) -> None:
+    while True:
+        for poison in poisons:
+            try:
+                await poison.retry_parked()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the database away for a moment: the next pass tries again
+                log.exception("bot %s: retrying parked updates failed", poison.handler.config.key)
+        await asyncio.sleep(RETRY_SECONDS)
+
+
 async def _run(app: web.Application) -> AsyncIterator[None]:
     channel = app[TELEGRAM]
     config = channel.config
@@ -103,15 +117,21 @@ async def _run(app: web.Application) -> AsyncIterator[None]:
             bot_config, channel.bots[bot_config.key], app[INGEST], fetcher, late
         )
     refetcher = channel.refetcher = Refetcher(fetcher, channel.bots, late)
-    channel.receiver = WebhookReceiver(
-        {k: h for k, h in channel.handlers.items() if h.config.mode == "webhook"}
-    )
+    webhook_bots = {k: h for k, h in channel.handlers.items() if h.config.mode == "webhook"}
+    poisons = {
+        k: PoisonedUpdates(h, poisoned, store, config.poison_attempts)
+        for k, h in webhook_bots.items()
+    }
+    channel.receiver = WebhookReceiver(webhook_bots, poisons)
     channel.sender = TelegramSender(channel.bots, store)
     app[SENDERS][Channel.TELEGRAM] = channel.sender
     tasks: list[asyncio.Task[None]] = []
     if runs_background(app):
         refetch = asyncio.create_task(refetcher.run_forever(), name="telegram-file-retries")
         tasks.append(refetch)
+        if poisons:  # webhook bots' parked updates an admin retried (pollers retry their own)
+            retries = _retry_parked_forever(list(poisons.values()))
+            tasks.append(asyncio.create_task(retries, name="telegram-webhook-retries"))
     health = app[HEALTH]
     for key, handler in channel.handlers.items():
         health.register("telegram", key, secrets=(handler.bot.token, handler.config.secret_token))

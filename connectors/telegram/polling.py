@@ -29,14 +29,14 @@ from aiogram.exceptions import (
 from aiogram.types import Update
 from pydantic import ValidationError
 
-from connectors.poison import RETRY_SECONDS, PoisonLedger, reason_of
+from connectors.poison import RETRY_SECONDS, PoisonLedger
 from connectors.store import BlobStore
 from connectors.telegram.client import redact
 from connectors.telegram.config import DEFAULT_POISON_ATTEMPTS
+from connectors.telegram.poisoned import PoisonedUpdates
 from connectors.telegram.updates import ALLOWED_UPDATES, UpdateHandler
 
 log = logging.getLogger(__name__)
-UPDATE_PREFIX = "update:"  # the parked item's key: update:<update_id>
 
 Sleep = Callable[[float], Awaitable[None]]
 # ``(state, error)`` after each round: "connected", or "retrying"/"failing" with the error
@@ -71,13 +71,11 @@ class Poller:
         self.offset: int | None = None
         self.committed = 0  # updates handled since start (a figure for the bench)
         self._on_status = on_status
-        self._ledger = ledger if store is not None else None
-        self._store = store
-        self.poison_attempts = max(1, poison_attempts)
-        self.failures: dict[int, int] = {}  # update_id -> failures in a row, in this process
-        self.parked = 0  # updates parked since start
-        # parked, not yet confirmed (another update of the batch failed): not tried again
-        self._parked_ids: set[int] = set()
+        self.poison = (
+            None
+            if ledger is None or store is None
+            else PoisonedUpdates(handler, ledger, store, poison_attempts)
+        )
         self._next_retry_check = 0.0
 
     def _status(self, state: str, error: str | None = None) -> None:
@@ -92,7 +90,7 @@ class Poller:
         log.info("bot %s: polling started", config.key)
         while True:
             await self._with_retries(self.poll_once)
-            if self._ledger is not None and time.monotonic() >= self._next_retry_check:
+            if self.poison is not None and time.monotonic() >= self._next_retry_check:
                 self._next_retry_check = time.monotonic() + RETRY_SECONDS
                 await self._with_retries(self.retry_parked)
 
@@ -119,8 +117,8 @@ class Poller:
             # confirms them
             self.offset = updates[-1][0] + 1
             self.committed += len(updates)
-            self.failures = {k: v for k, v in self.failures.items() if k >= self.offset}
-            self._parked_ids = {k for k in self._parked_ids if k >= self.offset}
+            if self.poison is not None:
+                self.poison.confirmed_below(self.offset)
         return len(updates)
 
     async def _handle_all(self, updates: list[Update]) -> None:
@@ -131,21 +129,23 @@ class Poller:
             key: object = carrier.chat.id if carrier is not None else ("update", update.update_id)
             chats.setdefault(key, []).append(update)
         gate = asyncio.Semaphore(self.concurrency)
+        poison = self.poison
 
         async def one_chat(items: list[Update]) -> None:
             async with gate:
                 for item in items:
-                    if item.update_id in self._parked_ids:
+                    if poison is not None and item.update_id in poison.parked_ids:
                         continue
                     try:
                         await self.handler.handle(item)
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:
-                        if not await self._poisoned(item, exc):
+                        if poison is None or not await poison.failed(item, exc):
                             raise  # the chat's later updates wait: their order is kept
                     else:
-                        self.failures.pop(item.update_id, None)
+                        if poison is not None:
+                            poison.succeeded(item.update_id)
 
         results = await asyncio.gather(
             *(one_chat(items) for items in chats.values()), return_exceptions=True
@@ -154,75 +154,9 @@ class Poller:
             if isinstance(result, BaseException):
                 raise result  # nothing of this batch is confirmed; repeats are no-ops
 
-    async def _poisoned(self, update: Update, exc: Exception) -> bool:
-        """Count one more failure of the update; True when it was parked (and is skipped)."""
-        key = self.handler.config.key
-        count = self.failures.get(update.update_id, 0) + 1
-        self.failures[update.update_id] = count
-        if self._ledger is None or self._store is None or count < self.poison_attempts:
-            log.warning(
-                "bot %s: update %d failed (%d of %d): %s",
-                key,
-                update.update_id,
-                count,
-                self.poison_attempts,
-                type(exc).__name__,
-            )
-            return False
-        raw = update.model_dump_json(exclude_none=True, by_alias=True).encode()
-        stored = await self._store.put(raw, "telegram-updates")
-        await self._ledger.park(
-            key,
-            f"{UPDATE_PREFIX}{update.update_id}",
-            self._reason(exc),
-            count,
-            {"update_id": str(update.update_id), "raw": stored},
-        )
-        self.failures.pop(update.update_id, None)
-        self._parked_ids.add(update.update_id)
-        self.parked += 1
-        log.error(
-            "bot %s: update %d failed %d times: parked and skipped (%s)",
-            key,
-            update.update_id,
-            count,
-            type(exc).__name__,
-            exc_info=exc,
-        )
-        return True
-
-    def _reason(self, exc: Exception) -> str:
-        return redact(reason_of(exc), self.handler.bot.token)
-
     async def retry_parked(self) -> int:
-        """Handle again the parked updates an admin retried; answers how many went through.
-        One that fails again stays parked with the new reason."""
-        if self._ledger is None or self._store is None:
-            return 0
-        key = self.handler.config.key
-        done = 0
-        for item in await self._ledger.due(key):
-            if not item.item_key.startswith(UPDATE_PREFIX):
-                continue
-            try:
-                raw = await self._store.get(str(item.detail["raw"]))
-                update = Update.model_validate_json(raw)
-                await self.handler.handle(update)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                await self._ledger.park(key, item.item_key, self._reason(exc), 1, item.detail)
-                log.warning(
-                    "bot %s: parked %s failed again, still parked (%s)",
-                    key,
-                    item.item_key,
-                    type(exc).__name__,
-                )
-                continue
-            await self._ledger.taken(key, item.item_key)
-            log.info("bot %s: parked %s handled on retry", key, item.item_key)
-            done += 1
-        return done
+        """Handle again the parked updates an admin retried (see :class:`PoisonedUpdates`)."""
+        return 0 if self.poison is None else await self.poison.retry_parked()
 
     def _one_by_one(self, exc: ClientDecodeError) -> list[tuple[int, Update | None]]:
         """A batch aiogram cannot read as a whole: read each update on its own, so that one

@@ -11,6 +11,7 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from connectors.telegram.client import redact
+from connectors.telegram.poisoned import PoisonedUpdates
 from connectors.telegram.updates import ALLOWED_UPDATES, UpdateHandler
 from crm_core.contracts import same_secret
 
@@ -26,8 +27,13 @@ def _error(status: int, error: str, message: str) -> web.Response:
 class WebhookReceiver:
     """``POST /hooks/telegram/{bot_key}`` for the bots in webhook mode."""
 
-    def __init__(self, handlers: Mapping[str, UpdateHandler]) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[str, UpdateHandler],
+        poisons: Mapping[str, PoisonedUpdates] | None = None,
+    ) -> None:
         self._handlers = handlers
+        self._poisons = poisons or {}
 
     async def receive(self, request: web.Request) -> web.Response:
         handler = self._handlers.get(request.match_info["bot_key"])
@@ -49,10 +55,17 @@ class WebhookReceiver:
             return _error(400, "invalid_update", f"not a Bot API update ({where})")
         try:
             await handler.handle(update)
-        except Exception:
+        except Exception as exc:
+            poison = self._poisons.get(handler.config.key)
+            if poison is not None and await poison.failed(update, exc):
+                # parked (GET /api/v1/parked): a 200 stops Telegram resending it, before
+                # it gives up on its own and the update is lost
+                return web.json_response({"ok": True, "parked": True})
             # not committed: a non-2xx makes Telegram send the same update again later
             log.exception("bot %s: update %d not stored", handler.config.key, update.update_id)
             return _error(503, "unavailable", "the update could not be stored; send it again")
+        if (poison := self._poisons.get(handler.config.key)) is not None:
+            poison.succeeded(update.update_id)
         return web.json_response({"ok": True})
 
 

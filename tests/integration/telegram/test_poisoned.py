@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiogram import Bot
+from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -18,8 +20,10 @@ from sqlalchemy.orm import Session
 from connectors.store import FileStore
 from connectors.telegram.config import BotConfig
 from connectors.telegram.media import MediaFetcher
+from connectors.telegram.poisoned import PoisonedUpdates
 from connectors.telegram.polling import Poller
 from connectors.telegram.updates import UpdateHandler
+from connectors.telegram.webhook import SECRET_HEADER, WebhookReceiver
 from crm_core import parked
 from crm_core.clock import ManualClock
 from crm_core.contracts import Checkpoint, InboundMessage, IngestResult
@@ -32,7 +36,7 @@ from crm_core.poisoned import PoisonedItems
 from hub.app import create_app
 from hub.keys import INGEST
 from tests.factories import add_managers, api_token
-from tests.integration.telegram.conftest import TOKEN
+from tests.integration.telegram.conftest import SECRET, TOKEN
 from tests.integration.telegram.fake_bot_api import BotState, FakeBotApi, message, user
 from tests.integration.telegram.test_hub import ClientFactory, _eventually, _settings
 
@@ -227,3 +231,44 @@ async def _page(client: TestClient[Any, Any], headers: dict[str, str], **query: 
     response = await client.get("/api/v1/parked", params=query, headers=headers)
     assert response.status == 200, await response.text()
     return (await response.json())["items"]
+
+
+async def test_in_webhook_mode_a_poisoned_update_is_parked_and_acknowledged(
+    aiohttp_client: ClientFactory,
+    bot_config: BotConfig,
+    bot: Bot,
+    sick_ingest: PoisonedIngest,
+    store: FileStore,
+    db: Database,
+    clock: ManualClock,
+) -> None:
+    """Telegram resends what it got no 2xx for, then gives up: the hub parks the update
+    after the attempts and answers 200, so that it is kept (and retried by hand)."""
+    config = replace(bot_config, mode="webhook", secret_token=SECRET)
+    handler = UpdateHandler(config, bot, sick_ingest, MediaFetcher(store, 1024 * 1024))
+    ledger = PoisonedItems(db, clock, "telegram", "update:")
+    poison = PoisonedUpdates(handler, ledger, store, 3)
+    app = web.Application()
+    app.router.add_post(
+        "/hooks/telegram/{bot_key}",
+        WebhookReceiver({"salesbot": handler}, {"salesbot": poison}).receive,
+    )
+    client = await aiohttp_client(app)
+    headers = {SECRET_HEADER: SECRET}
+    sick = {"update_id": 70, "message": message(user(666), 1, text="the poisoned one")}
+    answers = [await client.post("/hooks/telegram/salesbot", json=sick, headers=headers)]
+    answers.append(await client.post("/hooks/telegram/salesbot", json=sick, headers=headers))
+    good = {"update_id": 71, "message": message(user(1001), 1, text="hello")}
+    assert (await client.post("/hooks/telegram/salesbot", json=good, headers=headers)).status == 200
+    answers.append(await client.post("/hooks/telegram/salesbot", json=sick, headers=headers))
+    assert [a.status for a in answers] == [503, 503, 200]  # the third failure parks it
+    assert (await answers[-1].json())["parked"] is True
+    assert await _messages(db) == ["1001:1"]
+    [item] = await _parked_rows(db)
+    assert (item.item_key, item.status, item.attempts) == ("update:70", "parked", 3)
+
+    sick_ingest.poison.sick = False  # healed; an admin retries it
+    await _retry(db, clock, item.id)
+    assert await poison.retry_parked() == 1
+    assert POISON in await _messages(db)
+    assert await _parked_rows(db) == []
