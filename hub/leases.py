@@ -139,7 +139,11 @@ class Leases:
         while True:
             sent = self._now()
             try:
-                if await asyncio.wait_for(self.store.acquire(key, token, self._ttl_ms), self.ttl):
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the result
+                # of an inner call that just finished and swallows the task's own cancel
+                async with asyncio.timeout(self.ttl):
+                    acquired = await self.store.acquire(key, token, self._ttl_ms)
+                if acquired:
                     return token, sent + self.ttl * (1 - SAFETY)
             except Exception as exc:  # redis.RedisError, OSError, a timeout: try again later
                 log.warning("lease %s: cannot take it: %s: %s", key, type(exc).__name__, exc)
@@ -162,10 +166,8 @@ class Leases:
                     return False
                 sent = self._now()
                 try:
-                    ok = await asyncio.wait_for(
-                        self.store.renew(key, token, self._ttl_ms),
-                        max(0.001, deadline - sent),
-                    )
+                    async with asyncio.timeout(max(0.001, deadline - sent)):
+                        ok = await self.store.renew(key, token, self._ttl_ms)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:  # unreachable store: retry until the deadline
@@ -183,7 +185,8 @@ class Leases:
 
     async def _let_go(self, key: str, token: str) -> None:
         try:
-            await asyncio.shield(asyncio.wait_for(self.store.release(key, token), 2.0))
+            async with asyncio.timeout(2.0):
+                await asyncio.shield(self.store.release(key, token))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # it expires by itself
