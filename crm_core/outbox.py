@@ -215,8 +215,11 @@ class OutboxRelay:
                 log.exception("outbox relay pass failed; retrying")
                 delivered = 0
             if delivered < self._policy.batch_size:
+                # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops the task's
+                # own cancel when the event is set at that moment, and the relay never stops
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._policy.idle_poll)
+                    async with asyncio.timeout(self._policy.idle_poll):
+                        await self._wakeup.wait()
                     # Let a burst of commits gather into one batch.
                     await asyncio.sleep(self._policy.coalesce)
 
@@ -259,7 +262,8 @@ class OutboxRelay:
         interval = self._policy.lease.total_seconds() / 3
         while not lease.done.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(lease.done.wait(), interval)
+                async with asyncio.timeout(interval):  # not wait_for: see run_forever
+                    await lease.done.wait()
                 return
             ids = sorted(lease.held)
             until = self._clock.now() + self._policy.lease

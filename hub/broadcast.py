@@ -42,6 +42,7 @@ from crm_core.enums import OutboxStatus
 from crm_core.events import EventBus
 from crm_core.journal import EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX, unpacked
 from crm_core.outbox import OutboxHandler, OutboxItem
+from hub.background import cancel_all
 
 log = logging.getLogger(__name__)
 
@@ -118,11 +119,7 @@ class LiveBroadcast:
             await asyncio.wait_for(self._listening.wait(), 10)
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
 
     def announcing(self, inner: OutboxHandler) -> OutboxHandler:

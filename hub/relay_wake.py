@@ -14,13 +14,13 @@ costs only the wait for the next poll, as before.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 
+from hub.background import cancel_all
 from hub.broadcast import asyncpg_dsn
 
 log = logging.getLogger(__name__)
@@ -47,11 +47,7 @@ class RelayWake:
         ]
 
     async def close(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_all(self._tasks)
         self._tasks = []
 
     async def _send_forever(self) -> None:
