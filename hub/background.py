@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterable
 
 
@@ -12,11 +13,5 @@ async def cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:
     for task in pending:
         task.cancel()
     for task in pending:
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await task
-        except asyncio.CancelledError:
-            # the task's own end; but if the caller itself is being cancelled while it
-            # waits here, that cancel is the caller's: pass it on, never swallow it
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
-                raise
