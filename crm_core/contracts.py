@@ -150,6 +150,10 @@ class InboundMessage:
     # from a token we put in our own messages (honoured only for the sender's contact).
     thread_refs: tuple[str, ...] = ()
     conversation_hint: int | None = None
+    # A channel whose sessions own their conversation (site chat): the message goes to
+    # ``conversation_hint`` or to a new conversation, never to another live conversation
+    # of the contact (a visitor who typed a known email must not land in its chat).
+    own_conversation: bool = False
     # A phone call (SIP line or PBX): stored as a call record beside the message.
     call: CallRecord | None = None
     # Marks of the channel account stored in the message's own transaction, a repeat

@@ -53,6 +53,7 @@ class DeliveryStatus(StrEnum):
     QUEUED = "queued"
     SENT = "sent"
     DELIVERED = "delivered"
+    READ = "read"  # the client has seen it (site chat)
     FAILED = "failed"
 
 

@@ -323,7 +323,7 @@ class Ingestion:
             if not self.message.attribution.is_empty():
                 self._touch(contact.id)
             return threaded[0], threaded[1], False
-        if not new_contact:
+        if not new_contact and not self.message.own_conversation:
             row = q.LIVE_CONVERSATION.first(
                 self.raw, {"contact": contact.id, "account": self.account_id}
             )

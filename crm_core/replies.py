@@ -65,13 +65,21 @@ def queue_reply(
     *,
     author_manager_id: int | None = None,
     attachments: tuple[Attachment, ...] = (),
+    via_account_id: int | None = None,
+    to: IdentityRef | None = None,
 ) -> Message:
-    """Store the reply as queued and put its send in the outbox, in this transaction."""
+    """Store the reply as queued and put its send in the outbox, in this transaction.
+
+    It leaves through the conversation's channel account, or ``via_account_id`` (a site
+    chat's reply mailed to a visitor who left), to every identity of the contact that
+    channel reaches, or only ``to``.
+    """
     conversation = session.get(Conversation, conversation_id, with_for_update=True)
     if conversation is None:
         raise LookupError(f"conversation {conversation_id} not found")
-    account = session.get(ChannelAccount, conversation.channel_account_id)
-    assert account is not None
+    account = session.get(ChannelAccount, via_account_id or conversation.channel_account_id)
+    if account is None:
+        raise LookupError(f"channel account {via_account_id} not found")
     channel = Channel(account.channel)
     kinds = _REACHABLE.get(channel, ())
     recipients = [
@@ -83,6 +91,8 @@ def queue_reply(
         )
         if i.kind in kinds and i.unreachable_at is None
     ]
+    if to is not None:
+        recipients = [r for r in recipients if r == to]
     if not recipients:
         raise ReplyError(
             f"the contact has no identity that the {channel.value} channel can reach "
@@ -90,7 +100,11 @@ def queue_reply(
         )
     last_inbound = session.scalar(
         select(Message.external_id)
-        .where(Message.conversation_id == conversation.id, Message.direction == Direction.INBOUND)
+        .where(
+            Message.conversation_id == conversation.id,
+            Message.channel_account_id == account.id,
+            Message.direction == Direction.INBOUND,
+        )
         .order_by(Message.id.desc())
         .limit(1)
     )

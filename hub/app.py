@@ -20,7 +20,7 @@ from crm_core.journal import EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX
 from crm_core.outbox import OutboxHandler, OutboxRelay, RelayPolicy
 from crm_core.replies import SEND_TOPIC_PREFIX, SendDispatcher
 from crm_core.timers import TimerRunner
-from hub import email, health, hooks, leases, live, metrics, sip
+from hub import email, health, hooks, leases, live, metrics, sip, site_chat
 from hub.addresses import networks
 from hub.api import (
     calls,
@@ -63,6 +63,7 @@ from hub.sessions import LOGIN_LIMITER, LoginLimiter
 from hub.settings import Settings
 from hub.shared_state import TOKEN_GENERATION
 from hub.shared_state import install as install_shared_state
+from hub.signals import SIGNALS, Signals
 from hub.tokens import TokenCache
 from hub.web import pages
 
@@ -131,6 +132,7 @@ def create_app(
         telegram.install(app)
     hooks.install(app)
     email.install(app)
+    site_chat.install(app)  # after email: a widget may mail replies from a mailbox
     if role.runs_background:
         sip.install(app)  # the lines' user agent binds its ports: in one role only
     if role.serves_api:
@@ -172,6 +174,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     )
     app[DATABASE] = db
     app[EVENTS] = events
+    app[SIGNALS] = Signals(db, events)
     app[RELAY] = relay
     routing = app[ROUTING]
     app[INGEST] = IngestService(

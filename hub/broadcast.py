@@ -43,6 +43,7 @@ from crm_core.events import EventBus
 from crm_core.journal import EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX, unpacked
 from crm_core.outbox import OutboxHandler, OutboxItem
 from hub.background import cancel_all
+from hub.signals import SIGNAL_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +227,7 @@ class LiveBroadcast:
             closed = asyncio.Event()
             connection.add_termination_listener(lambda _connection: closed.set())
             await connection.add_listener(self._channel, self._notified)
+            await connection.add_listener(SIGNAL_CHANNEL, self._signalled)
             self._listening.set()
             if lost_before:
                 log.warning("live events: listening again; the sockets re-fetch")
@@ -236,6 +238,15 @@ class LiveBroadcast:
 
     def _notified(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         self._incoming.put_nowait(payload)
+
+    def _signalled(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+        """A signal (hub/signals.py): not stored, not ordered, passed straight on."""
+        try:
+            signal = json.loads(payload)
+        except ValueError:
+            return
+        if isinstance(signal, dict) and isinstance(signal.get("event"), str):
+            self._bus.deliver([signal])
 
     async def _dispatch(self, connection: asyncpg.Connection, closed: asyncio.Event) -> None:
         closing = asyncio.create_task(closed.wait())

@@ -16,6 +16,7 @@ from crm_core.models.journal import AuditEntry, OutboxMessage
 from crm_core.models.parked import ParkedItem
 from crm_core.models.people import ApiToken, ConversationRead, Manager, ManagerSession, Team
 from crm_core.models.rejected import RejectedHook
+from crm_core.models.site_chat import SiteSession, SiteUpload, SiteVisitor
 from crm_core.models.timers import Timer
 from crm_core.models.webhooks import WebhookDelivery, WebhookSubscription
 
@@ -42,6 +43,9 @@ __all__ = [
     "ParkedItem",
     "RejectedHook",
     "RoutingDocument",
+    "SiteSession",
+    "SiteUpload",
+    "SiteVisitor",
     "Stage",
     "Task",
     "Team",

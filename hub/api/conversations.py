@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.orm import Session
 
 from crm_core import conversation_actions as actions
+from crm_core.access import sees_conversation
 from crm_core.enums import ConversationStatus
 from crm_core.journal import Journal
 from crm_core.queries import plain
@@ -19,6 +20,7 @@ from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, field_error, not_found
 from hub.api.ids import Id, path_id
 from hub.keys import CLOCK, DATABASE, RELAY
+from hub.signals import SIGNALS, Signal
 
 routes = web.RouteTableDef()
 
@@ -107,4 +109,37 @@ async def post_read(request: web.Request) -> web.Response:
         )
     except LookupError:
         raise not_found("conversation") from None
+    # the client's widget shows "read" (a signal: not stored, see hub/signals.py)
+    read: Signal = {
+        "event": "conversation.read",
+        "conversation_id": conversation_id,
+        "message_id": last,
+    }
+    await request.app[SIGNALS].send(read)
     return web.json_response({"conversation_id": conversation_id, "last_read_message_id": last})
+
+
+class TypingState(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    on: bool = True
+
+
+@routes.post("/api/v1/conversations/{id}/typing")
+async def post_typing(request: web.Request) -> web.Response:
+    """The manager is typing a reply: the client's site chat shows it (nothing stored)."""
+    conversation_id = path_id(request)
+    body = await parse_body(request, TypingState)
+    viewer = person(request)
+    visible = await request.app[DATABASE].read(
+        lambda s: sees_conversation(s, viewer, conversation_id)
+    )
+    if not visible:
+        raise not_found("conversation")
+    typing: Signal = {
+        "event": "conversation.typing",
+        "conversation_id": conversation_id,
+        "by": "manager",
+        "on": body.on,
+    }
+    await request.app[SIGNALS].send(typing)
+    return web.json_response({"conversation_id": conversation_id, "on": body.on})

@@ -63,6 +63,11 @@ def not_found(what: str) -> ApiError:
     return ApiError(404, "not_found", f"{what} not found")
 
 
+# Routes that take bigger bodies than max_body_bytes (a site chat's file uploads), by path;
+# they read the body in chunks and stop at their own limit.
+OWN_BODY_LIMITS = web.AppKey("own_body_limits", dict[str, int])
+
+
 @web.middleware
 async def body_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse a body that says it is too large before reading a byte of it.
@@ -71,6 +76,7 @@ async def body_limit_middleware(request: web.Request, handler: Handler) -> web.S
     """
     length = request.content_length
     limit = request.app[SETTINGS].max_body_bytes
+    limit = request.app.get(OWN_BODY_LIMITS, {}).get(request.path, limit)
     if length is not None and length > limit:
         return json_error(
             413, "body_too_large", f"the body is {length} bytes; the limit is {limit}"

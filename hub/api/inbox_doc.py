@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hub.api.conversations import Assignment, Note
+from hub.api.conversations import Assignment, Note, TypingState
 from hub.api.ids import id_schema
 from hub.api.people import ManagerPatch, NewManager, TeamPatch
 from hub.api.session import Login, Preferences
@@ -62,6 +62,7 @@ def schemas() -> dict[str, Any]:
         "Preferences": Preferences.model_json_schema(ref_template=_REF),
         "Note": Note.model_json_schema(ref_template=_REF),
         "Assignment": Assignment.model_json_schema(ref_template=_REF),
+        "TypingState": TypingState.model_json_schema(ref_template=_REF),
         "NewManager": NewManager.model_json_schema(ref_template=_REF),
         "ManagerPatch": ManagerPatch.model_json_schema(ref_template=_REF),
         "TeamPatch": TeamPatch.model_json_schema(ref_template=_REF),
@@ -147,6 +148,12 @@ def paths() -> dict[str, Any]:
         "/api/v1/conversations/{id}/close": {"post": _action("Close the conversation.")},
         "/api/v1/conversations/{id}/reopen": {"post": _action("Reopen the conversation.")},
         "/api/v1/conversations/{id}/read": {"post": _action("Mark everything so far read.")},
+        "/api/v1/conversations/{id}/typing": {
+            "post": _action(
+                "The manager is typing (or stopped): the client's site chat shows it.",
+                "TypingState",
+            )
+        },
         "/api/v1/funnels/{code}/board": {
             "get": {
                 "summary": "A funnel's stages with the deals the caller may see.",
