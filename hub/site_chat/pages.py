@@ -149,7 +149,7 @@ async def upload(request: web.Request) -> web.Response:
     visitor = await _visitor(request, widget)
     limit = widget.limits.max_file_bytes
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "too_large", f"a file may have at most {limit} bytes")
+        raise ApiError(413, "body_too_large", f"a file may have at most {limit} bytes")
     content_type = request.content_type.lower()
     if content_type not in widget.file_types:
         raise ApiError(415, "unsupported_type", f"files of type {content_type} are not accepted")
@@ -180,7 +180,7 @@ async def _body(request: web.Request, limit: int) -> bytes:
     async for chunk in request.content.iter_chunked(64 * 1024):
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, "too_large", f"a file may have at most {limit} bytes")
+            raise ApiError(413, "body_too_large", f"a file may have at most {limit} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
 

@@ -57,6 +57,7 @@ class Hub:
     client: Client
     manager: dict[str, str]  # the Authorization header of a manager who sees all
     manager_id: int
+    integration: dict[str, str]  # an integration token's header
 
     async def visit(
         self,
@@ -116,7 +117,7 @@ async def make_hub(
     site_chat: dict[str, Any] | None = None,
     routing_file: str = "",
 ) -> Hub:
-    def people(session: Session) -> tuple[int, str]:
+    def people(session: Session) -> tuple[int, str, str]:
         journal = Journal("test", WHEN)
         head = create_manager(
             session,
@@ -127,10 +128,11 @@ async def make_hub(
             password="head-password",
         )
         token = create_api_token(session, journal, "head", head.id)[1]
+        integration = create_api_token(session, journal, "crm sync")[1]
         journal.flush(session)
-        return head.id, token
+        return head.id, token, integration
 
-    manager_id, token = await db.write(people)
+    manager_id, token, integration = await db.write(people)
     settings = Settings(
         database_url=database_url,
         session_cookie_secure=False,
@@ -140,7 +142,12 @@ async def make_hub(
         outbox_poll_seconds=0.05,
     )
     client = await aiohttp_client(create_app(settings, clock=clock))
-    return Hub(client, {"Authorization": f"Bearer {token}"}, manager_id)
+    return Hub(
+        client,
+        {"Authorization": f"Bearer {token}"},
+        manager_id,
+        {"Authorization": f"Bearer {integration}"},
+    )
 
 
 @pytest.fixture
