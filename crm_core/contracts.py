@@ -194,6 +194,7 @@ class OutboundMessage:
     text: str
     attachments: tuple[Attachment, ...] = ()
     in_reply_to: str | None = None
+    subject: str | None = None  # channels with subjects, when it answers nothing (email)
 
 
 @dataclass(frozen=True, slots=True)

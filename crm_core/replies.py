@@ -67,6 +67,7 @@ def queue_reply(
     attachments: tuple[Attachment, ...] = (),
     via_account_id: int | None = None,
     to: IdentityRef | None = None,
+    subject: str | None = None,
 ) -> Message:
     """Store the reply as queued and put its send in the outbox, in this transaction.
 
@@ -142,6 +143,7 @@ def queue_reply(
             "text": text,
             "attachments": message.attachments,
             "in_reply_to": last_inbound,
+            **({"subject": subject} if subject else {}),
         },
     )
     journal.recorded_and_emitted(
@@ -172,6 +174,7 @@ def outbound_from(payload: Mapping[str, Any]) -> OutboundMessage:
         text=str(payload["text"]),
         attachments=tuple(Attachment(**a) for a in payload.get("attachments") or ()),
         in_reply_to=payload.get("in_reply_to"),
+        subject=payload.get("subject"),
     )
 
 

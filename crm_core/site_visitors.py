@@ -442,6 +442,7 @@ def mail_follow_up(
     follow_up: FollowUp,
     mailbox_account: int,
     text: str,
+    subject: str | None = None,
 ) -> bool:
     """Queue ``text`` by mail from the mailbox, in the visitor's conversation, and note the
     replies as mailed; False when they were mailed meanwhile or there is no address."""
@@ -472,7 +473,13 @@ def mail_follow_up(
         return False
     to = IdentityRef(IdentityKind.EMAIL, follow_up.email)
     queue_reply(
-        session, journal, follow_up.conversation_id, text, via_account_id=mailbox_account, to=to
+        session,
+        journal,
+        follow_up.conversation_id,
+        text,
+        via_account_id=mailbox_account,
+        to=to,
+        subject=subject,
     )
     return True
 

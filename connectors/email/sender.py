@@ -22,7 +22,7 @@ import aiosmtplib
 from connectors.email import imap
 from connectors.email.config import MailboxConfig
 from connectors.email.parser import parse
-from connectors.email.threads import message_ids, reply_subject
+from connectors.email.threads import conversation_token, message_ids, reply_subject
 from connectors.store import BlobStore
 from crm_core.contracts import (
     DeliveryReceipt,
@@ -81,8 +81,12 @@ class EmailSender:
         mail["To"] = ", ".join(recipients)
         mail["Date"] = format_datetime(self.now())
         mail["Message-ID"] = f"<{message_id}>"
-        subject = str(original.get("Subject", "")) if original is not None else ""
-        mail["Subject"] = reply_subject(subject, message.conversation_id)
+        if original is None and message.subject:  # a first mail of ours (site chat's)
+            token = conversation_token(message.conversation_id)
+            mail["Subject"] = f"{message.subject} {token}"
+        else:
+            subject = str(original.get("Subject", "")) if original is not None else ""
+            mail["Subject"] = reply_subject(subject, message.conversation_id)
         if message.in_reply_to and "@" in message.in_reply_to:
             earlier = message_ids(str(original.get("References", ""))) if original else []
             refs = [*earlier, message.in_reply_to][-_MAX_REFERENCES:]

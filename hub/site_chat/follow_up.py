@@ -42,12 +42,14 @@ _WORDS = {
 }
 
 
-def compose(widget: WidgetConfig, follow_up: FollowUp) -> str:
+def compose(widget: WidgetConfig, follow_up: FollowUp) -> tuple[str, str]:
+    """The mail's subject and text, in the visitor's language."""
     language = follow_up.language if follow_up.language in _WORDS else "en"
     if follow_up.language is None and widget.language in _WORDS:
         language = widget.language
     head, tail = _WORDS[language]
-    return "\n\n".join((head.format(title=widget.title), *follow_up.texts, tail))
+    subject = head.format(title=widget.title).rstrip(".")
+    return subject, "\n\n".join((subject, *follow_up.texts, tail))
 
 
 class FollowUps:
@@ -91,8 +93,8 @@ class FollowUps:
         queued = 0
         for follow_up in visitors.due_follow_ups(session, account, after, now):
             journal = Journal(f"site_chat:{widget.key}", now)
-            text = compose(widget, follow_up)
-            if visitors.mail_follow_up(session, journal, follow_up, mailbox, text):
+            subject, text = compose(widget, follow_up)
+            if visitors.mail_follow_up(session, journal, follow_up, mailbox, text, subject):
                 queued += 1
             journal.flush(session)
         return queued

@@ -19,9 +19,28 @@ Inbox = asyncio.Queue[Mapping[str, Any]]
 QUEUE_SIZE = 200
 
 
+OPENED = "site_chat.opened"  # (this process only) a visitor's first message opened a chat
+
+
 class Rooms:
     def __init__(self) -> None:
         self._rooms: dict[int, set[Inbox]] = {}
+        self._waiting: dict[int, set[Inbox]] = {}  # by visitor: tabs open before any chat
+
+    def wait(self, visitor_id: int, inbox: Inbox) -> None:
+        self._waiting.setdefault(visitor_id, set()).add(inbox)
+
+    def stop_waiting(self, visitor_id: int, inbox: Inbox) -> None:
+        waiting = self._waiting.get(visitor_id)
+        if waiting is not None:
+            waiting.discard(inbox)
+            if not waiting:
+                del self._waiting[visitor_id]
+
+    def opened(self, visitor_id: int, conversation_id: int) -> None:
+        """The visitor's other tabs join the chat their first message opened."""
+        for inbox in self._waiting.pop(visitor_id, ()):
+            inbox.put_nowait({"event": OPENED, "conversation_id": conversation_id})
 
     def join(self, conversation_id: int, inbox: Inbox) -> None:
         self._rooms.setdefault(conversation_id, set()).add(inbox)

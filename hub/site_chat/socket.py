@@ -36,6 +36,7 @@ from hub.keys import CLOCK, DATABASE, SETTINGS
 from hub.sessions import same_origin
 from hub.signals import SIGNALS, Signal
 from hub.site_chat import SITE_CHAT, SiteChat
+from hub.site_chat.rooms import OPENED
 from hub.site_chat.saying import said
 from hub.site_chat.visits import Visit, VisitRefusedError, open_visit, verified_user_id, widget_view
 
@@ -109,6 +110,8 @@ async def _serve(
     conversation_id = visiting.visit.visitor.conversation_id
     if conversation_id is not None:
         chat.rooms.join(conversation_id, visiting.inbox)
+    else:
+        chat.rooms.wait(visiting.visit.visitor.id, visiting.inbox)
     try:
         await _welcome(request, visiting)
         await _converse(request, chat, visiting)
@@ -120,6 +123,8 @@ async def _serve(
         conversation_id = visiting.visit.visitor.conversation_id
         if conversation_id is not None:
             chat.rooms.leave(conversation_id, visiting.inbox)
+        else:
+            chat.rooms.stop_waiting(visiting.visit.visitor.id, visiting.inbox)
         chat.sockets_by_visitor.give_back(visitor_key)
         await socket.close()
 
@@ -227,10 +232,8 @@ async def _handle(request: web.Request, chat: SiteChat, visiting: Visiting, data
                 request.app, chat, visiting.widget, visitor, frame, visiting.page
             )
         if conversation_id is not None and visitor.conversation_id is None:
-            visiting.visit = replace(
-                visiting.visit, visitor=replace(visitor, conversation_id=conversation_id)
-            )
-            chat.rooms.join(conversation_id, visiting.inbox)
+            _joined(chat, visiting, conversation_id)
+            chat.rooms.opened(visitor.id, conversation_id)  # the visitor's other tabs
         await socket.send_json(answer)
     elif isinstance(frame, Typing):
         if visitor.conversation_id is not None and chat.typing_by_visitor.allow(
@@ -247,6 +250,15 @@ async def _handle(request: web.Request, chat: SiteChat, visiting: Visiting, data
         await _read(request, visiting, frame.up_to)
     else:  # a second hello
         raise MalformedFrameError("hello comes once, first")
+
+
+def _joined(chat: SiteChat, visiting: Visiting, conversation_id: int) -> None:
+    visitor = visiting.visit.visitor
+    chat.rooms.stop_waiting(visitor.id, visiting.inbox)
+    visiting.visit = replace(
+        visiting.visit, visitor=replace(visitor, conversation_id=conversation_id)
+    )
+    chat.rooms.join(conversation_id, visiting.inbox)
 
 
 async def _read(request: web.Request, visiting: Visiting, up_to: int) -> None:
@@ -271,7 +283,13 @@ async def _pass_on(request: web.Request, visiting: Visiting, event: Mapping[str,
         await socket.close(code=1012, message=b"reconnect")
         return False
     name = event.get("event")
-    if name == "message.created" and isinstance(event.get("message_id"), int):
+    if name == OPENED and visiting.visit.visitor.conversation_id is None:
+        # another tab's first message opened the chat: join it, and show what is there
+        _joined(request.app[SITE_CHAT], visiting, int(event["conversation_id"]))
+        joined = visiting.visit.visitor
+        for earlier in await request.app[DATABASE].read(lambda s: visitors.history(s, joined)):
+            await socket.send_json({"type": "message", "message": earlier})
+    elif name == "message.created" and isinstance(event.get("message_id"), int):
         visitor = visiting.visit.visitor
         shown = await request.app[DATABASE].read(
             lambda s: visitors.message_for(s, visitor, int(event["message_id"]))

@@ -74,6 +74,8 @@ async def open_visit(
     def work(session: Session) -> Visit:
         account = visitors.widget_account(session, widget.key, now)
         known = visitors.by_token(session, account, hello.token, now) if hello.token else None
+        if known is not None and known.verified and user_id is None:
+            known = None  # the site's user logged out: their chat is not for this browser now
         wanted = visitors.visitor_key_of(user_id) if user_id is not None else None
         if known is not None and (wanted is None or known.visitor_key == wanted):
             visit = Visit(known, hello.token or "", new=False)

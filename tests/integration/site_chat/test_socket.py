@@ -10,7 +10,7 @@ from sqlalchemy import select
 from crm_core.db import Database
 from crm_core.models import Conversation, Deal, Message, SiteSession, Touch
 from tests.factories import count_rows
-from tests.integration.site_chat.conftest import Hub, next_of, say
+from tests.integration.site_chat.conftest import Hub, next_of, say, user_hash
 
 
 async def test_a_visit_a_message_and_a_reply_live(hub: Hub, db: Database) -> None:
@@ -147,3 +147,33 @@ async def test_the_visitor_reads_the_reply(hub: Hub, db: Database) -> None:
     await socket.close()
     status = await db.read(lambda s: s.get(Message, reply_id).delivery_status)  # type: ignore[union-attr]
     assert status == "read"
+
+
+async def test_a_tab_open_before_the_first_message_joins_the_chat_it_opens(hub: Hub) -> None:
+    one, welcome = await hub.visit()
+    two, _ = await hub.visit(token=welcome["token"])  # no chat yet in either tab
+    await say(one, "a", "the first message")
+    heard = await next_of(two, "message")
+    assert heard["message"]["client_id"] == "a"
+    listed = await (await hub.client.get("/api/v1/conversations", headers=hub.manager)).json()
+    path = f"/api/v1/conversations/{listed['items'][0]['id']}/messages"
+    await hub.client.post(path, json={"text": "both tabs see this"}, headers=hub.manager)
+    for tab in (one, two):
+        pushed = await next_of(tab, "message")
+        while pushed["message"]["from"] != "manager":
+            pushed = await next_of(tab, "message")
+        assert pushed["message"]["text"] == "both tabs see this"
+    await one.close()
+    await two.close()
+
+
+async def test_a_verified_chat_is_not_resumed_without_the_user(hub: Hub) -> None:
+    user = {"id": "7", "hash": user_hash("7")}
+    socket, welcome = await hub.visit(user=user)
+    await say(socket, "v-1", "my account's invoice")
+    await socket.close()
+    logged_out, anonymous = await hub.visit(token=welcome["token"])
+    assert anonymous["visitor"]["verified"] is False
+    assert anonymous["messages"] == []
+    assert anonymous["token"] != welcome["token"]
+    await logged_out.close()
