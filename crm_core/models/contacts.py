@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, String, UniqueConstraint, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models.base import Base, Id, UTCDateTime
@@ -20,6 +20,8 @@ class Contact(Base):
     segment: Mapped[str | None] = mapped_column(String(8))
     owner_id: Mapped[int | None] = mapped_column(Id, ForeignKey("managers.id"), index=True)
     merged_into_id: Mapped[int | None] = mapped_column(Id, ForeignKey("contacts.id"))
+    # an ad platform's test lead: kept, but out of routing and reports, and joined by no one
+    is_test: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 

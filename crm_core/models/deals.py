@@ -49,6 +49,7 @@ class Deal(Base):
     title: Mapped[str] = mapped_column(String(300))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
     currency: Mapped[str] = mapped_column(String(3), default="RUB")
+    product: Mapped[str | None] = mapped_column(String(64))  # a code of the product list
     owner_id: Mapped[int | None] = mapped_column(Id, ForeignKey("managers.id"), index=True)
     lost_reason: Mapped[str | None] = mapped_column(String(500))
     source_touch_id: Mapped[int | None] = mapped_column(Id, ForeignKey("touches.id"))
