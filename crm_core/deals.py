@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_core.enums import StageKind
 from crm_core.journal import Journal
-from crm_core.models import Deal, DealStageChange, Stage
+from crm_core.models import Deal, DealStageChange, Manager, Stage
 from crm_core.snapshots import DealSnapshot
 
 StageEntered = Callable[[Session, Journal, Deal, Stage], None]
@@ -18,6 +19,15 @@ StageEntered = Callable[[Session, Journal, Deal, Stage], None]
 
 class DealError(ValueError):
     """A move the funnel does not allow; the message says why."""
+
+
+class DealFieldError(DealError):
+    """A value the deal cannot take; ``field`` names it."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(f"{field}: {problem}")
+        self.field = field
+        self.problem = problem
 
 
 def move_deal(
@@ -82,3 +92,57 @@ def move_deal(
     if on_enter is not None:
         on_enter(session, journal, deal, stage)
     return deal
+
+
+_EDITABLE = ("title", "amount", "currency", "owner_id", "product")
+
+
+def edit_deal(
+    session: Session,
+    deal_id: int,
+    changes: Mapping[str, Any],
+    journal: Journal,
+    *,
+    products: Collection[str] = (),
+) -> Deal:
+    """Change the deal's title, amount, currency, owner or product (from ``products``);
+    each change is in the deal's history and announced as ``deal.updated``."""
+    deal = session.get(Deal, deal_id, with_for_update=True)
+    if deal is None:
+        raise LookupError(f"deal {deal_id} not found")
+    for name in set(changes) - set(_EDITABLE):
+        raise DealFieldError(name, "cannot be changed here")
+    product = changes.get("product")
+    if product is not None and product not in products:
+        known = ", ".join(sorted(products)) or "none is configured"
+        raise DealFieldError("product", f"{product!r} is not in the product list ({known})")
+    owner = changes.get("owner_id")
+    if owner is not None:
+        active = session.scalar(select(Manager.active).where(Manager.id == owner))
+        if not active:
+            raise DealFieldError("owner_id", f"no active manager {owner}")
+    done: list[dict[str, Any]] = []
+    for name, value in changes.items():
+        before = getattr(deal, name)
+        if before != value:
+            setattr(deal, name, value)
+            done.append({"field": name, "before": _plain(before), "after": _plain(value)})
+    if not done:
+        return deal
+    deal.updated_at = journal.now
+    session.flush()
+    payload = {"deal_id": deal.id, "contact_id": deal.contact_id, "changes": done}
+    stage = session.scalar(select(Stage.code).where(Stage.id == deal.stage_id))
+    journal.recorded_and_emitted(
+        "deal.updated",
+        "deal",
+        deal.id,
+        payload,
+        event_key=journal.occurrence(deal.id, "updated"),
+        about=DealSnapshot.of(session, deal, str(stage)),
+    )
+    return deal
+
+
+def _plain(value: Any) -> Any:
+    return str(value) if isinstance(value, Decimal) else value

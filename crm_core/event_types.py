@@ -155,6 +155,23 @@ class DealClosed(DealStageChanged):
     lost_reason: str | None
 
 
+class FieldChange(TypedDict):
+    """One changed field; an amount is a decimal string ("1500.00")."""
+
+    field: str
+    before: str | int | None
+    after: str | int | None
+
+
+class DealUpdated(TypedDict):
+    """A person changed the deal's title, amount, currency, owner or product."""
+
+    deal_id: int
+    contact_id: int
+    changes: list[FieldChange]
+    deal: DealSnapshot
+
+
 class DealHeadNotified(TypedDict):
     deal_id: int
     stage: str
@@ -267,6 +284,7 @@ EVENT_DATA: dict[str, Any] = {
     "note.created": NoteCreated,
     "deal.created": DealCreated,
     "deal.stage_changed": DealStageChanged,
+    "deal.updated": DealUpdated,
     "deal.won": DealClosed,
     "deal.lost": DealClosed,
     "deal.head_notified": DealHeadNotified,

@@ -19,6 +19,7 @@ from crm_core.access import (
     task_scope,
 )
 from crm_core.models import (
+    AuditEntry,
     Base,
     ChannelAccount,
     Contact,
@@ -226,7 +227,25 @@ def deal_detail(session: Session, viewer: Viewer, deal_id: int) -> Row | None:
             .order_by(DealStageChange.id)
         )
     ).all()
-    return {**plain(deal), "stage_history": [plain(h) for h in history]}
+    changes = session.scalars(
+        select(AuditEntry)
+        .where(AuditEntry.entity_type == "deal", AuditEntry.entity_id == deal_id)
+        .order_by(AuditEntry.id)
+    ).all()
+    return {
+        **plain(deal),
+        "stage_history": [plain(h) for h in history],
+        # who changed what, when (title, amount, owner, product...; moves are above)
+        "history": [
+            {
+                "at": c.occurred_at.isoformat(),
+                "actor": c.actor,
+                "action": c.action,
+                "details": c.changes,
+            }
+            for c in changes
+        ],
+    }
 
 
 def tasks_page(

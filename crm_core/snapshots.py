@@ -148,6 +148,7 @@ class DealSnapshot(Snapshot):
     attribution: AttributionSnapshot | None
     created_at: datetime
     closed_at: datetime | None
+    product: str | None = None
 
     @classmethod
     def of(cls, session: Session, row: Deal, stage: str) -> DealSnapshot:
@@ -194,6 +195,7 @@ class DealSnapshot(Snapshot):
             touch,
             row.created_at,
             row.closed_at,
+            row.product,
         )
 
 

@@ -32,6 +32,9 @@ class Settings:
     default_region: str = "RU"
     default_funnel: str = "consultation"
     funnel_by_channel: Mapping[str, str] = field(default_factory=dict)
+    # what a deal may be about: code -> name, e.g. pg-cluster = "Managed PostgreSQL"
+    # (ABC runs by product as well as by client); env: pg-cluster=Managed PostgreSQL,...
+    products: Mapping[str, str] = field(default_factory=dict)
     first_task_due_minutes: int = 15
     max_body_bytes: int = 1_048_576
     outbox_max_attempts: int = 12

@@ -9,7 +9,7 @@ from aiohttp import web
 
 from hub.api import calls_doc, channels, hooks_rejected, inbox_doc, parked, people, webhooks_doc
 from hub.api.auth import ADMIN_PATHS, PUBLIC, SAFE_METHODS
-from hub.api.deals import StageMove
+from hub.api.deals import DealPatch, StageMove
 from hub.api.ids import cursor_schema, id_schema, nullable_id_schema
 from hub.api.inbound_schema import InboundBody
 from hub.api.replies import Reply
@@ -106,6 +106,7 @@ def document() -> dict[str, Any]:
     schemas["Reply"] = Reply.model_json_schema(ref_template=_REF)
     schemas["NewTask"] = NewTask.model_json_schema(ref_template=_REF)
     schemas["TaskPatch"] = TaskPatch.model_json_schema(ref_template=_REF)
+    schemas["DealPatch"] = DealPatch.model_json_schema(ref_template=_REF)
     schemas["Error"] = {
         "type": "object",
         "required": ["error", "message"],
@@ -247,7 +248,26 @@ def document() -> dict[str, Any]:
                         _query("contact_id", id_schema()),
                     ],
                 ),
-                "/api/v1/deals/{id}": _detail("A deal with its stage history."),
+                "/api/v1/deals/{id}": {
+                    **_detail("A deal with its stage history and its history of changes."),
+                    "patch": {
+                        "summary": "Set a deal's title, amount, currency, owner or product.",
+                        "parameters": [_ID],
+                        "requestBody": {
+                            "required": True,
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/DealPatch"}
+                                }
+                            },
+                        },
+                        "responses": {
+                            "200": _json("Object", "The deal with its history."),
+                            "404": _json("Error", "No such deal (or not yours to see)."),
+                            **_ERRORS,
+                        },
+                    },
+                },
                 "/api/v1/deals/{id}/stage": {
                     "post": {
                         "summary": "Move a deal to another stage of its funnel (won, lost...).",

@@ -91,7 +91,10 @@ async def world(
 ) -> World:
     ids, tokens = await _people(db)
     settings = Settings(
-        database_url=database_url, session_cookie_secure=False, media_dir=str(tmp_path / "media")
+        database_url=database_url,
+        session_cookie_secure=False,
+        media_dir=str(tmp_path / "media"),
+        products={"pg-cluster": "Managed PostgreSQL", "kafka": "Managed Kafka"},
     )
     client = await aiohttp_client(create_app(settings, clock=clock))
     auth = {name: {"Authorization": f"Bearer {token}"} for name, token in tokens.items()}
