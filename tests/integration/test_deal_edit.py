@@ -3,6 +3,9 @@ and product, within the viewer's scope, each change in its history and announced
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from sqlalchemy import select
 
 from crm_core.db import Database
@@ -30,7 +33,7 @@ async def test_a_manager_sets_the_money_of_their_deal(world: World, db: Database
     assert fields["product"] == (None, "pg-cluster")
     assert change["actor"] == "api_token:1"  # Ann's token: who did it
 
-    def events(session: object) -> list[dict[str, object]]:
+    def events(session: object) -> list[Mapping[str, Any]]:
         rows = session.scalars(  # type: ignore[attr-defined]
             select(OutboxMessage.payload).where(OutboxMessage.topic == EVENTS_TOPIC)
         )
