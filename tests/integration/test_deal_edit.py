@@ -40,7 +40,7 @@ async def test_a_manager_sets_the_money_of_their_deal(world: World, db: Database
         return [p for row in rows for _k, p in unpacked(row) if p["event"] == "deal.updated"]
 
     (event,) = await db.read(events)
-    assert event["deal"]["product"] == "pg-cluster"  # type: ignore[index]
+    assert event["deal"]["product"] == "pg-cluster"
 
     # the same values again change nothing and add no history
     again = await world.client.patch(
