@@ -11,14 +11,23 @@ mode = "register"                            # or "listen" (direct INVITEs on ho
 registrar = "sip:pbx.example.com"
 user = "office"
 password = "..."
-host = "0.0.0.0"
+host = "0.0.0.0"                             # bound; advertised unless public_address is set
 port = 5060
+# public_address = "203.0.113.5"             # in Contact, Via and the SDP (c=, o=) instead of host
+# rtp_port_min = 10000                       # both or neither: the calls' RTP/RTCP ports
+# rtp_port_max = 10999
+# contact_rewrite = true                     # register lines behind NAT: learn the address
+# keepalive_seconds = 15                     #   from the registrar; keep-alives (off by default)
+# allow_from = ["198.51.100.0/24"]           # who may send requests (others: 403); empty: anyone
 ring_timeout_seconds = 20                    # then the next manager's phone rings
 callback_sla_minutes = 15                    # a missed call's call-back task is due by then
 greeting_wav = "/etc/omnihub/greeting.wav"   # out of hours: played, then a voicemail
 voicemail_max_seconds = 60
 managers = { 1 = "sip:anna@pbx.example.com", 2 = "sip:boris@pbx.example.com" }
 ```
+
+The network settings are per line (pjsua keeps them per transport and account); see
+:mod:`connectors.sip.config` and the README's Telephony section.
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ class _Endpoint(pj.Endpoint):  # type: ignore[misc]
     def onRejectedIncomingCall(self, prm: pj.OnRejectedIncomingCallParam) -> None:  # noqa: N802
         try:
             if prm.callId < 0 and prm.statusCode == _FULL:  # no call slot was free
-                self.engine.rejected(prm.rdata.wholeMsg, prm.localInfo)
+                rdata = prm.rdata
+                self.engine.rejected(rdata.wholeMsg, prm.localInfo, rdata.srcAddress)
         except Exception:
             log.exception("SIP rejected call handler failed")
 
@@ -105,22 +106,31 @@ class SipEngine:
         """Free pjsua call slots (negative: more are wanted than there are)."""
         return self.max_calls - sum(line.slots_in_use for line in self.lines.values())
 
-    def rejected(self, message: str, callee: str) -> None:
+    def rejected(self, message: str, callee: str, source: str) -> None:
         """pjsua refused an INVITE itself (all slots taken): the line it was for stores it."""
         line = self._line_for(message)
-        if line is not None:
-            line.rejected(message, callee)
+        if line is None:
+            # For no line's address: the first line stores it, if no line's allow_from
+            # shuts its source out.
+            line = next(iter(self.lines.values()), None)
+            if line is None:
+                return
+            if not all(ln.config.allows(source) for ln in self.lines.values()):
+                line.refused(source, "an INVITE (answered 486: no call slot)")
+                return
+        line.rejected(message, callee, source)
 
     def _line_for(self, message: str) -> Line | None:
         target = message.split("\r\n", 1)[0].split("\n", 1)[0]  # INVITE sip:user@host:port SIP/2.0
         uri = target.split(" ")[1] if target.count(" ") >= 2 else ""
         for line in self.lines.values():
             config = line.config
-            if config.mode == "listen" and f"@{config.host}:{config.port}" in uri:
+            hosts = {config.host, config.public_address or config.host}
+            if config.mode == "listen" and any(f"@{h}:{config.port}" in uri for h in hosts):
                 return line
             if config.mode == "register" and f":{config.user or config.key}@" in uri:
                 return line
-        return next(iter(self.lines.values()), None)
+        return None
 
     def line(self, key: str) -> Line:
         found = self.lines.get(key)
@@ -209,6 +219,7 @@ class SipEngine:
         config.idUri = "sip:slots@127.0.0.1"
         config.sipConfig.transportId = transport_id
         config.regConfig.registerOnAdd = False
+        config.mediaConfig.transportConfig.boundAddress = "127.0.0.1"  # no wildcard RTP socket
         account = pj.Account()
         account.create(config)
         calls: list[pj.Call] = []

@@ -31,6 +31,8 @@ class AccountListener(Protocol):
 
     def registration(self, code: int, reason: str, active: bool) -> None: ...
 
+    def subscription(self, prm: pj.OnIncomingSubscribeParam) -> None: ...
+
 
 class _Nobody:
     """The listener of a released leg: pjsua2 objects must die on the SIP thread, so
@@ -46,6 +48,9 @@ class _Nobody:
         return None
 
     def registration(self, code: int, reason: str, active: bool) -> None:
+        return None
+
+    def subscription(self, prm: pj.OnIncomingSubscribeParam) -> None:
         return None
 
 
@@ -184,6 +189,12 @@ class LineAccount(pj.Account):  # type: ignore[misc]
             self.listener.incoming(self, prm)
         except Exception:
             log.exception("SIP incoming call handler failed")
+
+    def onIncomingSubscribe(self, prm: pj.OnIncomingSubscribeParam) -> None:  # noqa: N802
+        try:
+            self.listener.subscription(prm)
+        except Exception:
+            log.exception("SIP subscription handler failed")
 
     def onRegState(self, prm: pj.OnRegStateParam) -> None:  # noqa: N802
         try:

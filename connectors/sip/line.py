@@ -6,6 +6,11 @@ timeout, and connects the client to the first who answers (answer and bridge: th
 sees who answered and when the call ends, which a 302 redirect would hide). Out of
 hours it answers, plays the greeting and records a voicemail. Every call ends in one
 :class:`~connectors.sip.events.CallEnded` for the hub to store.
+
+The line advertises its own address (``host``, or ``public_address``) in Contact, Via and
+the SDP, and binds its calls' RTP sockets there too, in ``rtp_port_min``..``rtp_port_max``
+when set. An INVITE from an address outside ``allow_from`` is answered ``403`` before the
+hub hears of it: nothing is stored.
 """
 
 from __future__ import annotations
@@ -22,17 +27,20 @@ import pjsua2 as pj
 
 from connectors.sip.bridge import Bridge
 from connectors.sip.click_to_call import ClickToCall
-from connectors.sip.config import LineConfig
+from connectors.sip.config import LineConfig, source_ip
 from connectors.sip.events import CallEnded, CallPlan, IncomingCall, LineStatus, SipEvent
 from connectors.sip.headers import caller_number, header_values
 from connectors.sip.inbound import InboundCall
-from connectors.sip.legs import NOBODY, LineAccount
+from connectors.sip.legs import NOBODY, Leg, LineAccount
 from crm_core.enums import CallDisposition, Direction
 
 log = logging.getLogger(__name__)
 _REMEMBERED = 10_000  # Call-IDs of finished calls a line still knows (a late INVITE is refused)
 _REPEAT = 482  # Loop Detected: a request of a call the line already has (RFC 3261 8.2.2.2)
 _FULL = 486  # Busy Here: no call slot left
+_FORBIDDEN = 403  # a source outside the line's allow_from
+_QUIET_SECONDS = 60.0  # one warning per refused address in this time; the rest at debug
+_REFUSED_REMEMBERED = 1_000
 
 
 def _no_limit() -> int:
@@ -58,6 +66,7 @@ class Line:
         self.account: LineAccount | None = None
         self.transport_id: int | None = None
         self.spool = Path(tempfile.mkdtemp(prefix=f"omnihub-sip-{config.key}-"))
+        self.refused_sources: OrderedDict[str, float] = OrderedDict()  # address -> last warned
 
     @property
     def busy(self) -> bool:
@@ -84,10 +93,21 @@ class Line:
         transport = pj.TransportConfig()
         transport.boundAddress = config.host
         transport.port = config.port
+        if config.public_address:
+            transport.publicAddress = config.public_address  # Via and Contact
         self.transport_id = self.endpoint.transportCreate(pj.PJSIP_TRANSPORT_UDP, transport)
         account = pj.AccountConfig()
         account.idUri = config.address_of_record()
         account.sipConfig.transportId = self.transport_id
+        _media(account.mediaConfig.transportConfig, config)
+        # pjsua's defaults rewrite Contact and Via from the registrar's answer and send
+        # keep-alives every 15 s: only when asked (a register line behind NAT).
+        nat = account.natConfig
+        rewrite = 1 if config.contact_rewrite else 0
+        nat.contactRewriteUse = rewrite
+        nat.viaRewriteUse = rewrite
+        nat.sdpNatRewriteUse = rewrite
+        nat.udpKaIntervalSec = config.keepalive_seconds
         if config.mode == "register":
             assert config.registrar is not None
             account.regConfig.registrarUri = config.registrar
@@ -102,6 +122,14 @@ class Line:
         self.account = LineAccount(self)
         self.account.create(account, True)
         if config.mode == "listen":
+            if not config.allow_from:
+                log.warning(
+                    "SIP line %s: listening on %s:%d, it takes calls from anyone "
+                    "(allow_from is empty)",
+                    config.key,
+                    config.host,
+                    config.port,
+                )
             self.bridge.post(LineStatus(config.key, True, 200, f"listening on {config.host}"))
 
     def close(self) -> None:
@@ -153,6 +181,13 @@ class Line:
 
     # From pjsua2.
     def incoming(self, account: LineAccount, prm: pj.OnIncomingCallParam) -> None:
+        source = prm.rdata.srcAddress
+        if not self.config.allows(source):
+            self.refused(source, "an INVITE (answered 403)")
+            stray = Leg(account, NOBODY, prm.callId)
+            account.adopt(stray)
+            stray.respond(_FORBIDDEN)
+            return
         caller = caller_number(prm.rdata.wholeMsg) or "anonymous"
         call = InboundCall(self, account, prm.callId, caller)
         if self.known(call.call_id):
@@ -176,8 +211,12 @@ class Line:
             IncomingCall(self.config.key, call.call_id, caller, call.callee, call.started_at)
         )
 
-    def rejected(self, message: str, callee: str) -> None:
-        """pjsua answered an INVITE 486 itself (every call slot taken): store it as missed."""
+    def rejected(self, message: str, callee: str, source: str) -> None:
+        """pjsua answered an INVITE 486 itself (every call slot taken): store it as missed
+        (unless its source is not allowed to call the line: then nothing is stored)."""
+        if not self.config.allows(source):
+            self.refused(source, "an INVITE (answered 486: no call slot)")
+            return
         call_id = header_values(message).get("call-id", "")[:300]
         if not call_id or self.known(call_id):
             return  # a retransmission of one already stored
@@ -197,6 +236,34 @@ class Line:
             )
         )
 
+    def subscription(self, prm: pj.OnIncomingSubscribeParam) -> None:
+        """A SUBSCRIBE (presence): pjsua's answer, unless its source is not allowed."""
+        source = prm.rdata.srcAddress
+        if not self.config.allows(source):
+            self.refused(source, "a SUBSCRIBE (answered 403)")
+            prm.code = _FORBIDDEN
+            prm.reason = "Forbidden"
+
+    def refused(self, source: str, what: str) -> None:
+        """Log a request from outside ``allow_from``: once a minute per address at warning."""
+        ip = source_ip(source)
+        address = str(ip) if ip is not None else source[:100]
+        moment = time.monotonic()
+        last = self.refused_sources.get(address)
+        if last is not None and moment - last < _QUIET_SECONDS:
+            log.debug("SIP line %s: %s from %s refused again", self.config.key, what, address)
+            return
+        self.refused_sources[address] = moment
+        self.refused_sources.move_to_end(address)
+        while len(self.refused_sources) > _REFUSED_REMEMBERED:
+            self.refused_sources.popitem(last=False)
+        log.warning(
+            "SIP line %s: %s from %s refused: not in allow_from",
+            self.config.key,
+            what,
+            address,
+        )
+
     def registration(self, code: int, reason: str, active: bool) -> None:
         ok = 200 <= code < 300
         if not ok:
@@ -205,3 +272,15 @@ class Line:
 
     def deadline(self, seconds: float) -> float:
         return time.monotonic() + seconds
+
+
+def _media(transport: pj.TransportConfig, config: LineConfig) -> None:
+    """The calls' RTP sockets: bound to the line's address (so the SDP's c= and o= name
+    it, not another interface's), advertised as ``public_address`` when set."""
+    transport.boundAddress = config.media_bound_address
+    if config.public_address:
+        transport.publicAddress = config.public_address
+    if config.rtp_port_min is not None and config.rtp_port_max is not None:
+        # pjsua binds RTP on port, port + 2, ... up to port + portRange, RTCP one above.
+        transport.port = config.rtp_port_min
+        transport.portRange = config.rtp_port_max - config.rtp_port_min - 1

@@ -68,7 +68,9 @@ def udp_port() -> int:
 class Sipp:
     """One SIPp process; :meth:`finish` waits for it and kills it when it overstays."""
 
-    def __init__(self, workdir: Path, name: str, args: list[str]) -> None:
+    def __init__(
+        self, workdir: Path, name: str, args: list[str], local_ip: str = "127.0.0.1"
+    ) -> None:
         assert SIPP is not None
         self.name = name
         self.port = udp_port()
@@ -77,7 +79,7 @@ class Sipp:
         command = [
             SIPP,
             *args,
-            "-i", "127.0.0.1",
+            "-i", local_ip,
             "-p", str(self.port),
             "-mp", str(udp_port()),
             "-nostdin",
@@ -120,7 +122,10 @@ class Sipp:
         call_id: str | None = None,
         keys: dict[str, str] | None = None,
         calls: int = 1,
+        local_ip: str = "127.0.0.1",
     ) -> Sipp:
+        """A client calling the line; ``local_ip`` is the address it sends from (any
+        127.0.0.0/8 address is loopback on Linux)."""
         args = [
             f"127.0.0.1:{line_port}",
             "-sf", str(SCENARIOS / scenario),
@@ -135,7 +140,7 @@ class Sipp:
             args += ["-l", str(calls), "-r", str(calls)]  # all at once: concurrent callers
         if call_id is not None:
             args += ["-cid_str", call_id]
-        return cls(workdir, name, args)
+        return cls(workdir, name, args, local_ip)
 
     @property
     def uri(self) -> str:
