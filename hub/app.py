@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
 from sqlalchemy import text
@@ -20,6 +21,7 @@ from crm_core.journal import EVENTS_TOPIC, LEGACY_EVENT_TOPIC_PREFIX
 from crm_core.outbox import OutboxHandler, OutboxRelay, RelayPolicy
 from crm_core.replies import SEND_TOPIC_PREFIX, SendDispatcher
 from crm_core.timers import TimerRunner
+from crm_core.tracking import tracking_table
 from hub import email, health, hooks, leases, live, metrics, sip, site_chat
 from hub.addresses import networks
 from hub.api import (
@@ -34,6 +36,7 @@ from hub.api import (
     people,
     reads,
     replies,
+    reports,
     session,
     tasks,
 )
@@ -60,7 +63,7 @@ from hub.roles import ROLE, ProcessRole
 from hub.routing_follow import RoutingFollower
 from hub.routing_setup import load_routing
 from hub.sessions import LOGIN_LIMITER, LoginLimiter
-from hub.settings import Settings
+from hub.settings import Settings, SettingsError
 from hub.shared_state import TOKEN_GENERATION
 from hub.shared_state import install as install_shared_state
 from hub.signals import SIGNALS, Signals
@@ -90,6 +93,8 @@ def create_app(
     )
     app[SETTINGS] = settings
     networks(settings.trusted_proxies)  # a bad value stops the start, naming the setting
+    _zone(settings.timezone)
+    tracking_table(settings.tracking_numbers, settings.default_region)  # the same
     app[ROLE] = role
     app[CLOCK] = clock or SystemClock()
     app[SENDERS] = senders if senders is not None else {}
@@ -124,6 +129,7 @@ def create_app(
         app.router.add_routes(people.routes)
         app.router.add_routes(parked.routes)
         app.router.add_routes(channels.routes)
+        app.router.add_routes(reports.routes)
     if "telegram" in settings.channels:
         # aiogram takes seconds to import: only a hub with bots (not every CLI command,
         # nor a hub without Telegram) pays for it.
@@ -138,6 +144,13 @@ def create_app(
     if role.serves_api:
         pages.install(app)  # the inbox UI: pages, /static/, their security headers
     return app
+
+
+def _zone(name: str) -> None:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise SettingsError(f"timezone: unknown time zone {name!r} (e.g. Europe/Moscow)") from exc
 
 
 async def _services(app: web.Application) -> AsyncIterator[None]:
@@ -171,6 +184,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         default_funnel=settings.default_funnel,
         funnel_by_channel=settings.funnel_by_channel,
         first_task_due=timedelta(minutes=settings.first_task_due_minutes),
+        tracking_numbers=tracking_table(settings.tracking_numbers, settings.default_region),
     )
     app[DATABASE] = db
     app[EVENTS] = events

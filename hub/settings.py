@@ -30,12 +30,17 @@ class Settings:
     access_log: bool = False
     migrate_on_start: bool = True
     default_region: str = "RU"
+    timezone: str = "Europe/Moscow"  # the company's: reports' days and months
     default_funnel: str = "consultation"
     funnel_by_channel: Mapping[str, str] = field(default_factory=dict)
     # what a deal may be about: code -> name, e.g. pg-cluster = "Managed PostgreSQL"
     # (ABC runs by product as well as by client); env: pg-cluster=Managed PostgreSQL,...
     products: Mapping[str, str] = field(default_factory=dict)
     first_task_due_minutes: int = 15
+    # tracking numbers: a call to one is a touch of its campaign (crm_core.tracking), e.g.
+    # [tracking_numbers] "+74951234567" = { utm_source = "yandex", utm_campaign = "pg" };
+    # from the environment as JSON (OMNIHUB_TRACKING_NUMBERS)
+    tracking_numbers: Mapping[str, Any] = field(default_factory=dict)
     max_body_bytes: int = 1_048_576
     outbox_max_attempts: int = 12
     outbox_poll_seconds: float = 1.0
@@ -105,6 +110,15 @@ def _check(name: str, value: Any, where: str) -> Any:
                 f"{where}: expected one table per channel, e.g. [channels.telegram]"
             )
         return dict(value)
+    if name == "tracking_numbers":
+        if not isinstance(value, Mapping) or not all(
+            isinstance(v, Mapping) for v in value.values()
+        ):
+            raise SettingsError(
+                f'{where}: expected one table per number, e.g. "+74951234567" = '
+                '{ utm_source = "yandex", utm_campaign = "spring" }'
+            )
+        return {str(k): dict(v) for k, v in value.items()}
     if isinstance(default, Mapping):
         if not isinstance(value, Mapping) or not all(isinstance(v, str) for v in value.values()):
             raise SettingsError(f"{where}: expected a table of strings")
@@ -118,7 +132,7 @@ def _from_text(name: str, raw: str) -> Any:
     where = ENV_PREFIX + name.upper()
     spec = _FIELDS[name]
     default = spec.default if spec.default is not dataclasses.MISSING else {}
-    if name == "channels":
+    if name in ("channels", "tracking_numbers"):
         try:
             return _check(name, json.loads(raw), where)
         except json.JSONDecodeError as exc:

@@ -7,7 +7,16 @@ from typing import Any
 
 from aiohttp import web
 
-from hub.api import calls_doc, channels, hooks_rejected, inbox_doc, parked, people, webhooks_doc
+from hub.api import (
+    calls_doc,
+    channels,
+    hooks_rejected,
+    inbox_doc,
+    parked,
+    people,
+    reports_doc,
+    webhooks_doc,
+)
 from hub.api.auth import ADMIN_PATHS, PUBLIC, SAFE_METHODS
 from hub.api.deals import DealPatch, StageMove
 from hub.api.ids import cursor_schema, id_schema, nullable_id_schema
@@ -177,6 +186,7 @@ def document() -> dict[str, Any]:
                 **webhooks_doc.paths(),
                 **inbox_doc.paths(),
                 **calls_doc.paths(),
+                **reports_doc.paths(),
                 **parked.paths(),
                 **channels.paths(),
                 **hooks_rejected.paths(),
@@ -208,7 +218,8 @@ def document() -> dict[str, Any]:
                 "/api/v1/contacts": _list("Contacts with their identities.", []),
                 "/api/v1/contacts/{id}": _detail(
                     "A contact with identities (each with unreachable_at and "
-                    "unreachable_reason, see Identity), touches and merges."
+                    "unreachable_reason, see Identity), touches and merges; is_test marks "
+                    "an ad platform's test lead (no identities, routed to no one, in no report)."
                 ),
                 "/api/v1/conversations": _list(
                     "Conversations.",
