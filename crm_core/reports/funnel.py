@@ -77,10 +77,10 @@ def _one(
     reached: Counter[int] = Counter()
     for stage_ids in entered.values():
         # a won deal went through every open stage; a lost one as far as it had got
-        won = any(kinds.get(s) == StageKind.WON.value for s in stage_ids)
+        passed_all = any(kinds.get(s) == StageKind.WON.value for s in stage_ids)
         furthest = (
             last_open
-            if won
+            if passed_all
             else max(
                 (order[s] for s in stage_ids if kinds.get(s) == StageKind.OPEN.value), default=-1
             )
