@@ -17,7 +17,13 @@ from connectors.site_chat.config import WidgetConfig
 from connectors.site_chat.protocol import Page as PageSeen
 from connectors.site_chat.protocol import Say, attribution
 from crm_core import site_visitors as visitors
-from crm_core.contracts import Attachment, Attribution, IdentityRef, InboundMessage
+from crm_core.contracts import (
+    Attachment,
+    Attribution,
+    IdentityRef,
+    InboundMessage,
+    IngestResult,
+)
 from crm_core.enums import Channel, IdentityKind
 from crm_core.identities import InvalidIdentityError, normalize_email, normalize_phone
 from crm_core.inbound import InvalidInboundError
@@ -71,6 +77,13 @@ async def said(
             error["field"] = refused.field
         error["id"] = say.client_id
         return error, None
+    typed_nothing = not (fields.name or fields.email or fields.phone)
+    settled = visitor.conversation_id == result.conversation_id and not result.duplicate
+    if settled and typed_nothing:
+        # the common case, a visitor writing on in their chat: nothing more to store
+        return {"type": "ack", "id": say.client_id, "message": _shown(message, result)}, (
+            result.conversation_id
+        )
     now = app[CLOCK].now()
 
     def after(session: Session) -> dict[str, Any] | None:
@@ -83,6 +96,23 @@ async def said(
 
     shown = await app[DATABASE].write(after)
     return {"type": "ack", "id": say.client_id, "message": shown}, result.conversation_id
+
+
+def _shown(message: InboundMessage, result: IngestResult) -> dict[str, Any]:
+    """The message as the widget shows it (crm_core.site_visitors' view), without a read."""
+    return {
+        "id": result.message_id,
+        "client_id": message.external_id.split(":", 1)[1],
+        "from": "visitor",
+        "author": None,
+        "text": message.text,
+        "files": [
+            {"id": a.storage_key, "name": a.name, "size": a.size, "content_type": a.content_type}
+            for a in message.attachments
+        ],
+        "at": message.occurred_at.isoformat(),
+        "status": "received",
+    }
 
 
 def _check_text(widget: WidgetConfig, say: Say) -> None:

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from aiohttp import WSMsgType, web
@@ -55,6 +55,8 @@ class Visiting:
     language: str
     page: Page
     inbox: asyncio.Queue[Mapping[str, Any]]
+    # the ids this socket's own messages were stored under: acked, never echoed back
+    own: set[int] = field(default_factory=set)
 
 
 @routes.get("/widget/v1/socket")
@@ -119,6 +121,9 @@ async def _serve(
         await socket.close(code=4400, message=str(exc).encode()[:120])
     except (ConnectionResetError, asyncio.CancelledError):
         pass
+    except Exception:  # a fault of ours: the widget reconnects and sends again
+        log.exception("site chat: a visitor's socket failed")
+        await socket.close(code=1011, message=b"internal error; reconnect")
     finally:
         conversation_id = visiting.visit.visitor.conversation_id
         if conversation_id is not None:
@@ -231,6 +236,8 @@ async def _handle(request: web.Request, chat: SiteChat, visiting: Visiting, data
             answer, conversation_id = await said(
                 request.app, chat, visiting.widget, visitor, frame, visiting.page
             )
+        if answer["type"] == "ack" and len(visiting.own) < 10_000:
+            visiting.own.add(int(answer["message"]["id"]))
         if conversation_id is not None and visitor.conversation_id is None:
             _joined(chat, visiting, conversation_id)
             chat.rooms.opened(visitor.id, conversation_id)  # the visitor's other tabs
@@ -290,6 +297,8 @@ async def _pass_on(request: web.Request, visiting: Visiting, event: Mapping[str,
         for earlier in await request.app[DATABASE].read(lambda s: visitors.history(s, joined)):
             await socket.send_json({"type": "message", "message": earlier})
     elif name == "message.created" and isinstance(event.get("message_id"), int):
+        if event["message_id"] in visiting.own:
+            return True  # this socket's own message: it has its ack
         visitor = visiting.visit.visitor
         shown = await request.app[DATABASE].read(
             lambda s: visitors.message_for(s, visitor, int(event["message_id"]))
