@@ -159,6 +159,10 @@ class InboundMessage:
     # Marks of the channel account stored in the message's own transaction, a repeat
     # included (email: the digest of the content first seen under a Message-ID).
     marks: tuple[Checkpoint, ...] = ()
+    # A platform's test lead (Google Ads' ``is_test``): stored on a contact of its own
+    # marked ``is_test``, without identities (its contact details stay in the text),
+    # routed to no one, given no tasks, and left out of reports.
+    test: bool = False
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from crm_core.contracts import Attribution
 from routing import Candidate, Decision, RoutingEvent
 
 Router = Callable[[RoutingEvent, Sequence[Candidate]], Decision]
@@ -29,3 +30,6 @@ class IngestPolicy:
     default_funnel: str = "consultation"
     funnel_by_channel: Mapping[str, str] = field(default_factory=dict)
     first_task_due: timedelta = timedelta(minutes=15)
+    # E.164 tracking number -> its campaign (crm_core.tracking): an inbound call to one
+    # carries that attribution when the line or PBX gave none.
+    tracking_numbers: Mapping[str, Attribution] = field(default_factory=dict)

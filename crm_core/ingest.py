@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from functools import partial
 
 from sqlalchemy import Connection
@@ -31,6 +32,7 @@ from crm_core.ingest_sql import FIRST_STAGE
 from crm_core.ingestion import Ingestion
 from crm_core.journal import Journal
 from crm_core.text import storable
+from crm_core.tracking import tracked
 from routing import everyone, route
 
 __all__ = ["ACTOR", "IngestPolicy", "IngestService", "InvalidInboundError"]
@@ -45,6 +47,16 @@ _DEADLOCK = "40P01"
 
 def _deadlock(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) == _DEADLOCK
+
+
+def _test_lead(message: InboundMessage, identities: tuple[IdentityRef, ...]) -> InboundMessage:
+    """A test lead's contact details stay in its message's text, never as identities: a
+    real lead with the same phone or email must not find (and join) the test contact."""
+    if not identities:
+        return message
+    details = ", ".join(f"{i.kind.value} {i.value}" for i in identities)
+    line = f"Test lead's contact details (not kept as identities): {details}"
+    return replace(message, text=f"{message.text}\n{line}".strip())
 
 
 class IngestService:
@@ -81,7 +93,12 @@ class IngestService:
         """
         started = time.perf_counter()
         message = storable(message)  # a NUL in a mail is replaced, not a refused mail
+        policy = self.policy
+        if policy.tracking_numbers and message.call is not None:
+            message = tracked(message, policy.tracking_numbers, policy.default_region)
         identities = self._normalized(message)
+        if message.test:
+            message, identities = _test_lead(message, identities), ()
 
         def work(session: Session) -> tuple[IngestResult, int]:
             journal = Journal(ACTOR, self._clock.now())

@@ -45,6 +45,10 @@ from crm_core.snapshots import (
 from routing import Candidate, Decision, RoutingEvent, TaskSpec
 
 log = logging.getLogger(__name__)
+# A test lead is routed to no one: no assignee, no queue, redirect or SLA timers.
+_NOT_ROUTED = Decision(
+    rule="", team="", manager_id=None, offered_to=(), waiting=False, reason="test lead: not routed"
+)
 
 
 class IngestContext(Protocol):
@@ -271,7 +275,7 @@ class Ingestion:
                     "segment": message.segment.value if message.segment else None,
                     "owner_id": None,
                     "merged_into_id": None,
-                    "is_test": False,
+                    "is_test": message.test,
                     "created_at": self.now,
                     "updated_at": self.now,
                 },
@@ -294,6 +298,7 @@ class Ingestion:
                 owner_id=None,
                 identities=ContactSnapshot.identities_of(self.identities),
                 created_at=self.now,
+                is_test=message.test,
             ),
         )
         return _Contact(contact_id, None, message.display_name)
@@ -333,7 +338,8 @@ class Ingestion:
                     self._touch(contact.id)
                 return row[0], row[1], False
         self._touch(contact.id)
-        decision, team_id = self._route(contact, new_contact)
+        test = self.message.test
+        decision, team_id = (_NOT_ROUTED, None) if test else self._route(contact, new_contact)
         conversation_id = int(
             q.INSERT_CONVERSATION.scalar(
                 self.raw,
@@ -363,7 +369,7 @@ class Ingestion:
                 decision.redirect_after_minutes,
                 self.now,
             )
-        if decision.manager_id is None and not decision.offered_to:
+        if decision.manager_id is None and not decision.offered_to and not test:
             # Waiting: at the team's opening, or again in a few minutes.
             opens = datetime.fromisoformat(decision.opens_at) if decision.opens_at else None
             timers.schedule(
@@ -672,6 +678,8 @@ class Ingestion:
         return code, funnel_id, stage_id, stage_code
 
     def _task_specs(self) -> tuple[TaskSpec, ...]:
+        if self.message.test:
+            return ()  # nobody is to call a test lead back
         call = self.message.call
         if call is not None and call.missed:
             return ()  # the call's own call-back task is the first (crm_core.calls)

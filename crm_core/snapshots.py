@@ -77,11 +77,20 @@ class ContactSnapshot(Snapshot):
     owner_id: int | None
     identities: tuple[IdentitySnapshot, ...]
     created_at: datetime
+    # an ad platform's test lead: kept, but routed to no one and out of reports
+    is_test: bool = False
 
     @classmethod
     def of(cls, row: Contact, identities: tuple[IdentitySnapshot, ...]) -> ContactSnapshot:
         return cls(
-            row.id, row.name, row.company, row.segment, row.owner_id, identities, row.created_at
+            row.id,
+            row.name,
+            row.company,
+            row.segment,
+            row.owner_id,
+            identities,
+            row.created_at,
+            bool(row.is_test),
         )
 
     @staticmethod

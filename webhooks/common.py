@@ -257,8 +257,13 @@ def attribution_from(
     page_url: str | None,
     referrer: str | None,
     defaults: Mapping[str, str] | None = None,
+    utm_fallback: Mapping[str, str] | None = None,
 ) -> Attribution:
-    """UTM tags and click ids from the fields, else from the page URL, else the referrer."""
+    """UTM tags and click ids from the fields, else from the page URL, else the referrer.
+
+    ``utm_fallback`` (the UTM tags a page kept in a cookie) is taken as a whole, and only
+    when neither the fields nor the URLs carry any UTM tag: one visit's tags, never a mix.
+    """
     values: dict[str, str | None] = dict.fromkeys(ATTRIBUTION_KEYS)
     lowered = {k.lower(): v for k, v in fields.items()}
     for url in (referrer, page_url):  # the page URL wins over the referrer
@@ -268,6 +273,10 @@ def attribution_from(
     for key in ATTRIBUTION_KEYS:
         if lowered.get(key):
             values[key] = lowered[key][:200]
+    if utm_fallback and not any(values[k] for k in ATTRIBUTION_KEYS if k.startswith("utm_")):
+        for key, value in utm_fallback.items():
+            if key.startswith("utm_") and key in values and value:
+                values[key] = value[:200]
     for key, value in (defaults or {}).items():
         if key in values and not values[key]:
             values[key] = value[:200]
@@ -319,6 +328,7 @@ def form_lead(
     skip: Iterable[str] = (),
     files: tuple[Attachment, ...] = (),
     defaults: Mapping[str, str] | None = None,
+    utm_fallback: Mapping[str, str] | None = None,
 ) -> InboundMessage:
     """A landing-page style lead: known roles, custom fields kept in the text."""
     name = pick(fields, "name", mapping)
@@ -340,7 +350,7 @@ def form_lead(
         company=(pick(fields, "company", mapping) or "")[:200] or None,
         text=text,
         attachments=files,
-        attribution=attribution_from(fields, page_url, referrer, defaults),
+        attribution=attribution_from(fields, page_url, referrer, defaults, utm_fallback),
         funnel=None if funnel is None else funnel,
     )
 

@@ -1,6 +1,8 @@
 """Google Ads lead form extensions: the webhook's JSON, checked by its ``google_key``.
 
-Test leads (``is_test``) are stored, marked ``[TEST]`` in the name and the text.
+Test leads (``is_test: true``, sent from the form's "Send test data") are stored as test
+messages (``InboundMessage.test``): a contact of their own marked ``is_test``, without
+identities, routed to no one and left out of reports; ``[TEST]`` marks the name and text.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ def handle(source: Source, request: HookRequest) -> Leads:
         ),
         funnel=source.funnel,
         raw_ref=f"google_ads:{lead_id}",
+        test=test,
     )
     return Leads((message,))
 

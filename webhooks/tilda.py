@@ -2,9 +2,18 @@
 
 An API key, when configured, is checked in the header or field Tilda is told to use
 (``api_key_name``); ``tranid`` and ``formid`` stay in the lead's text.
+
+Tilda sends the page's cookies in ``COOKIES`` (``name=value; name2=value2``). Its page
+script keeps the UTM tags of the visit's landing URL in the cookie ``TILDAUTM``: each
+``utm_*=value`` pair as the URL had it, followed by ``|||``, the whole URL-encoded
+(``utm_source%3Dyandex%7C%7C%7Cutm_medium%3Dcpc%7C%7C%7C``). A form whose fields carry
+no UTM tag takes them from there.
 """
 
 from __future__ import annotations
+
+import re
+from urllib.parse import unquote, unquote_plus
 
 from crm_core.enums import Channel
 from webhooks.common import (
@@ -21,6 +30,30 @@ from webhooks.sources import Source
 
 # Tilda's own fields that are not the client's words.
 _SKIP = {"COOKIES", "test"}
+_UTM_COOKIE = "TILDAUTM"
+# Between pairs: Tilda's "|||"; "&" (and an HTML-escaped "&amp;") from other scripts.
+_PAIRS = re.compile(r"\|\|\||&(?:amp;)?")
+_MAX_COOKIE = 4096  # a browser keeps no longer cookie
+
+
+def tilda_utm(cookies: str) -> dict[str, str]:
+    """The ``utm_*`` tags of the ``TILDAUTM`` cookie in a ``COOKIES`` field; never raises."""
+    raw = next(
+        (
+            value
+            for name, _, value in (part.strip().partition("=") for part in cookies.split(";"))
+            if name == _UTM_COOKIE
+        ),
+        "",
+    )
+    tags: dict[str, str] = {}
+    for pair in _PAIRS.split(unquote(raw[:_MAX_COOKIE], errors="replace")):
+        name, _, value = pair.partition("=")
+        name = name.strip().lower()
+        value = unquote_plus(value, errors="replace").strip()
+        if name.startswith("utm_") and value and name not in tags:
+            tags[name] = value[:200]
+    return tags
 
 
 def handle(source: Source, request: HookRequest) -> Answer | Leads:
@@ -48,5 +81,6 @@ def handle(source: Source, request: HookRequest) -> Answer | Leads:
         referrer=request.headers.get("Referer"),
         skip=_SKIP | {key_name},
         files=data.files,
+        utm_fallback=tilda_utm(data.fields.get("COOKIES", "")),
     )
     return Leads((message,), body_hash=digest)

@@ -174,6 +174,7 @@ async def test_webhooks_carry_the_deal_contact_message_and_more_as_documented(
     contact = contacts[lead.contact_id]["contact"]
     assert contact["name"] == "Анна <script>"  # untrusted text is data, sent as it is
     assert contact["identities"] == [{"kind": "phone", "value": "+79161234567"}]
+    assert contact["is_test"] is False
     assert contacts[chat.contact_id]["contact"]["identities"] == [
         {"kind": "telegram", "value": "5550001"}
     ]

@@ -438,7 +438,9 @@ async def test_a_google_ads_test_lead_is_visible_as_a_test(
     assert response.status == 200, await response.text()
     lead = await _lead(db, "google")
     assert lead.name == "[TEST] FirstName LastName"
-    assert lead.identities == {("phone", "+16505550123"), ("email", "test@example.com")}
+    # a test lead's contact details stay in its text: no real lead may join it by them
+    assert lead.identities == set()
+    assert "phone +16505550123, email test@example.com" in lead.text
     assert lead.text.startswith("[TEST]")
     assert "Budget: 10k" in lead.text
     assert (lead.touch.channel, lead.touch.utm_source, lead.touch.utm_campaign) == (
@@ -447,7 +449,9 @@ async def test_a_google_ads_test_lead_is_visible_as_a_test(
         "50000000000",
     )
     assert lead.touch.gclid == "TeSter-123-gclid"
-    assert lead.task_kind == "call"
+    assert lead.task_kind is None  # routed to no one, nobody is to call it back
+    contact = await db.read(lambda s: s.scalars(select(Contact)).one())
+    assert (contact.is_test, contact.owner_id) == (True, None)
 
 
 # -- VK -------------------------------------------------------------------------------------
