@@ -87,6 +87,8 @@ async def patch_deal(request: web.Request) -> web.Response:
         if name in changes and changes[name] is None:
             raise field_error(name, "may be changed, not emptied")
     viewer = request[VIEWER]
+    if "owner_id" in changes and not viewer.can_reassign:
+        raise ApiError(403, "forbidden", "only the head of sales or an admin hands deals over")
     clock = request.app[CLOCK]
     products = request.app[SETTINGS].products
 
@@ -108,3 +110,11 @@ async def patch_deal(request: web.Request) -> web.Response:
         raise field_error(exc.field, exc.problem) from None
     request.app[RELAY].wake()
     return web.json_response(detail)
+
+
+@routes.get("/api/v1/products")
+async def get_products(request: web.Request) -> web.Response:
+    """What a deal may be about (the ``products`` setting), for the deal card's choice."""
+    products = request.app[SETTINGS].products
+    items = [{"code": code, "name": name} for code, name in sorted(products.items())]
+    return web.json_response({"items": items})

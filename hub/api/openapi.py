@@ -279,6 +279,15 @@ def document() -> dict[str, Any]:
                         },
                     },
                 },
+                "/api/v1/products": {
+                    "get": {
+                        "summary": "The products a deal may be about (the products setting).",
+                        "responses": {
+                            "200": _json("Object", "items: code and name"),
+                            "401": _ERRORS["401"],
+                        },
+                    }
+                },
                 "/api/v1/deals/{id}/stage": {
                     "post": {
                         "summary": "Move a deal to another stage of its funnel (won, lost...).",
