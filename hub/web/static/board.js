@@ -2,10 +2,11 @@
 
 import { get, post, query } from "./api.js";
 import { funnels } from "./contact.js";
+import { editButton } from "./dealedit.js";
 import { debounce, fill, formatMoney, h, localName, t, untrusted, untrustedString } from "./dom.js";
 import { onEvent } from "./live.js";
 
-export async function start({ root }) {
+export async function start({ me, root }) {
   const all = await funnels();
   const params = new URLSearchParams(location.search);
   let code = params.get("funnel");
@@ -73,7 +74,7 @@ export async function start({ root }) {
         deal.contact_id ? h("a", { href: `/contacts/${deal.contact_id}` }, untrusted(deal.contact_name, t("contact.unnamed"))) : null,
         h("span", { class: "amount" }, formatMoney(deal.amount, deal.currency)),
       ),
-      menu,
+      h("div", { class: "row small deal-actions" }, menu, editButton(deal, { me, onSaved: () => load() })),
     );
   }
 

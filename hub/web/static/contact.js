@@ -3,6 +3,7 @@
 import { api, get, post } from "./api.js";
 import { channelLabel, fill, formatMoney, formatWhen, h, localName, t, untrusted, untrustedString } from "./dom.js";
 import { onEvent } from "./live.js";
+import { editButton } from "./dealedit.js";
 import { renderTimeline } from "./timeline.js";
 
 let funnelsPromise = null;
@@ -74,7 +75,7 @@ function identityRow(identity, contact, onChanged) {
   );
 }
 
-export async function contactCard(contact, { onChanged } = {}) {
+export async function contactCard(contact, { me = null, onChanged } = {}) {
   const stages = await stageIndex().catch(() => new Map());
   const card = h("div", { class: "contact-card", id: "contact-card", dataset: { contactId: contact.id } });
   const title = untrusted(contact.name, t("contact.unnamed"));
@@ -107,13 +108,16 @@ export async function contactCard(contact, { onChanged } = {}) {
               const where = stages.get(deal.stage_id);
               return h(
                 "li",
-                {},
+                { class: "deal-item", dataset: { dealId: deal.id } },
                 h("a", { href: `/board?funnel=${encodeURIComponent(where ? where.funnel.code : "")}` }, untrusted(deal.title, `#${deal.id}`)),
+                " ",
+                editButton(deal, { me, onSaved: () => onChanged && onChanged() }),
                 h(
                   "div",
                   { class: "muted small" },
                   where ? `${localName(where.funnel)} · ${localName(where.stage)}` : "",
-                  deal.amount ? ` · ${formatMoney(deal.amount, deal.currency)}` : "",
+                  deal.amount ? h("span", { class: "amount" }, ` · ${formatMoney(deal.amount, deal.currency)}`) : "",
+                  deal.product ? ` · ${deal.product}` : "",
                 ),
               );
             }),
@@ -192,7 +196,7 @@ export async function start({ me, root }) {
   root.classList.add("two-panes");
   const load = async () => {
     const contact = await get(`/api/v1/contacts/${contactId}`);
-    fill(cardPane, await contactCard(contact, { onChanged: load }));
+    fill(cardPane, await contactCard(contact, { me, onChanged: load }));
     const timeline = await get(`/api/v1/contacts/${contactId}/timeline?limit=200`);
     fill(
       historyPane,

@@ -10,6 +10,8 @@ import { messageItem, renderTimeline } from "./timeline.js";
 const VIEWS = ["mine", "unassigned", "team", "all"];
 const CHANNELS = ["telegram", "email", "phone", "site_chat", "form", "ad_lead", "api"];
 const STATUSES = ["open", "pending", "closed"];
+const TYPING_EVERY_MS = 3000; // a manager's "typing" goes to the client at most this often
+const TYPING_SHOWN_MS = 6000; // a client's "typing" shows this long after its last signal
 
 export async function start({ me, root }) {
   const params = new URLSearchParams(location.search);
@@ -24,6 +26,7 @@ export async function start({ me, root }) {
     managers: [],
   };
   const canReassign = me.role === "head" || me.role === "admin";
+  let myTypingAt = 0; // when this page last said that its manager is typing
 
   // ----- the three panes
   const tabs = h("div", { class: "tabs", role: "tablist", "aria-label": t("inbox.views") });
@@ -173,9 +176,10 @@ export async function start({ me, root }) {
         id,
         head: h("div", { class: "head-slot" }),
         history: h("div", { class: "history" }),
+        typing: h("p", { class: "client-typing muted small", id: "client-typing", hidden: true, "aria-live": "polite" }, t("conv.client_typing")),
         composer: composer(conversation, contact),
       };
-      fill(convPane, frame.head, frame.history, frame.composer);
+      fill(convPane, frame.head, frame.history, frame.typing, frame.composer);
       fresh = true;
     }
     const history = frame.history;
@@ -183,7 +187,7 @@ export async function start({ me, root }) {
     fill(frame.head, conversationHeader(conversation, contact));
     fillHistory(history, timeline.items || []);
     if (fresh || atEnd) history.scrollTop = history.scrollHeight;
-    fill(cardPane, await contactCard(contact, { onChanged: () => refreshConversation() }));
+    fill(cardPane, await contactCard(contact, { me, onChanged: () => refreshConversation() }));
     if (markRead) {
       post(`/api/v1/conversations/${id}/read`)
         .then(() => refreshList())
@@ -353,6 +357,14 @@ export async function start({ me, root }) {
       await refreshConversation();
       refreshList();
     };
+    // The client sees "typing..." (site chat): told at most every 3 s while the manager types.
+    text.addEventListener("input", () => {
+      if (conversation.channel !== "site_chat" || !text.value.trim()) return;
+      const now = Date.now();
+      if (now - myTypingAt < TYPING_EVERY_MS) return;
+      myTypingAt = now;
+      post(`/api/v1/conversations/${conversation.id}/typing`).catch(() => {});
+    });
     text.addEventListener("keydown", (event) => {
       if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
         event.preventDefault();
@@ -385,7 +397,28 @@ export async function start({ me, root }) {
   // ----- live updates: re-fetch what is on screen
   const liveList = debounce(() => refreshList().catch(console.error), 100);
   const liveConversation = debounce(() => refreshConversation({ markRead: true }).catch(console.error), 100);
+  let typingTimer = null;
+  function clientTyping(event) {
+    if (!frame || frame.id !== event.conversation_id) return;
+    // Only the client's typing: a manager's (ours, coming back) is not shown. Without a
+    // "by" in the event, our own signal of the last few seconds is taken for the echo.
+    if (event.by !== undefined ? event.by === "manager" : Date.now() - myTypingAt < TYPING_EVERY_MS + 1000) return;
+    const shown = frame.typing;
+    shown.hidden = false;
+    clearTimeout(typingTimer);
+    typingTimer = setTimeout(() => {
+      shown.hidden = true;
+    }, TYPING_SHOWN_MS);
+  }
   onEvent((event) => {
+    if (event.event === "conversation.typing") {
+      // Nothing to fetch: only "the client is typing" on the open conversation.
+      clientTyping(event);
+      return;
+    }
+    if (frame && event.conversation_id === frame.id && event.event.startsWith("message.")) {
+      frame.typing.hidden = true; // the client's message arrived
+    }
     if (event.event === "live.connected") {
       liveList();
       liveConversation();
