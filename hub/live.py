@@ -87,6 +87,9 @@ def _summary(payload: Mapping[str, Any]) -> dict[str, Any]:
     for name in IDS:
         if isinstance(payload.get(name), int):
             out[name] = payload[name]
+    if out["event"] == "conversation.typing":  # who is typing: the client, or a colleague
+        out["by"] = "manager" if payload.get("by") == "manager" else "contact"
+        out["on"] = payload.get("on") is not False
     return out
 
 

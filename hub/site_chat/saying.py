@@ -58,8 +58,9 @@ async def said(
     visitor: Visitor,
     say: Say,
     page: PageSeen,
-) -> tuple[Answer, int | None]:
-    """The answer frame (``ack`` or ``error``) and the conversation the message is in."""
+) -> tuple[Answer, Visitor | None]:
+    """The answer frame (``ack`` or ``error``) and the visitor as stored after it (their
+    conversation, what they typed into the form); None when nothing was stored."""
     try:
         if not chat.messages_by_visitor.allow(str(visitor.id), widget.limits.messages_per_minute):
             raise RefusedError("rate_limited", "too many messages a minute; wait a little")
@@ -81,21 +82,19 @@ async def said(
     settled = visitor.conversation_id == result.conversation_id and not result.duplicate
     if settled and typed_nothing:
         # the common case, a visitor writing on in their chat: nothing more to store
-        return {"type": "ack", "id": say.client_id, "message": _shown(message, result)}, (
-            result.conversation_id
-        )
+        return {"type": "ack", "id": say.client_id, "message": _shown(message, result)}, visitor
     now = app[CLOCK].now()
 
-    def after(session: Session) -> dict[str, Any] | None:
+    def after(session: Session) -> tuple[dict[str, Any] | None, Visitor]:
         typed = (fields.name, fields.email, fields.phone)
         visitors.remember_contact_fields(session, visitor.id, *typed)
         visitors.link_conversation(session, visitor.id, result.conversation_id)
         visitors.seen(session, visitor.id, now)
         linked = visitors.reloaded(session, visitor.id)
-        return visitors.message_for(session, linked, result.message_id)
+        return visitors.message_for(session, linked, result.message_id), linked
 
-    shown = await app[DATABASE].write(after)
-    return {"type": "ack", "id": say.client_id, "message": shown}, result.conversation_id
+    shown, linked = await app[DATABASE].write(after)
+    return {"type": "ack", "id": say.client_id, "message": shown}, linked
 
 
 def _shown(message: InboundMessage, result: IngestResult) -> dict[str, Any]:

@@ -233,14 +233,23 @@ async def _handle(request: web.Request, chat: SiteChat, visiting: Visiting, data
         await socket.send_json({"type": "pong"})
     elif isinstance(frame, Say):
         async with chat.lock_of(visitor.id):
-            answer, conversation_id = await said(
+            answer, stored = await said(
                 request.app, chat, visiting.widget, visitor, frame, visiting.page
             )
         if answer["type"] == "ack" and len(visiting.own) < 10_000:
             visiting.own.add(int(answer["message"]["id"]))
-        if conversation_id is not None and visitor.conversation_id is None:
-            _joined(chat, visiting, conversation_id)
-            chat.rooms.opened(visitor.id, conversation_id)  # the visitor's other tabs
+        if stored is not None:
+            conversation_id = stored.conversation_id
+            if conversation_id is not None and visitor.conversation_id is None:
+                _joined(chat, visiting, conversation_id)
+                chat.rooms.opened(visitor.id, conversation_id)  # the visitor's other tabs
+            # what they typed into the form counts for their next message too
+            visiting.visit = replace(
+                visiting.visit,
+                visitor=replace(
+                    stored, read_up_to=(max(stored.read_up_to, visiting.visit.visitor.read_up_to))
+                ),
+            )
         await socket.send_json(answer)
     elif isinstance(frame, Typing):
         if visitor.conversation_id is not None and chat.typing_by_visitor.allow(

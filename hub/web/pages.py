@@ -82,9 +82,9 @@ def strings(locale: str) -> dict[str, str]:
 def asset_version() -> str:
     """A short digest of the static files: the shell's URLs change when they do."""
     digest = hashlib.sha256()
-    for path in sorted(STATIC_DIR.iterdir()):
+    for path in sorted(STATIC_DIR.rglob("*")):  # the widget's folder too
         if path.is_file():
-            digest.update(path.name.encode())
+            digest.update(str(path.relative_to(STATIC_DIR)).encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -120,7 +121,7 @@ class Hub:
             return data
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -136,6 +137,21 @@ PEOPLE = {
 
 @pytest.fixture
 async def hub(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Hub]:
+    async with running_hub(sqlite_url, tmp_path) as running:
+        yield running
+
+
+@asynccontextmanager
+async def running_hub(
+    sqlite_url: str,
+    tmp_path: Path,
+    channels: Mapping[str, Any] | None = None,
+    port: int | None = None,
+    sales_hours: str = "",
+) -> AsyncIterator[Hub]:
+    """A hub on ``port`` (else a free one) with the people of :data:`PEOPLE`; every new
+    conversation goes to Anna. ``channels`` is the settings' ``[channels.*]`` tables;
+    ``sales_hours`` the Sales team's working hours in YAML (none: always open)."""
     db = Database(sqlite_url)
 
     def people(session: Session) -> tuple[dict[str, int], str]:
@@ -165,7 +181,8 @@ async def hub(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Hub]:
     routing.write_text(
         "teams:\n"
         f"  Sales:\n    mode: evenly\n    members: [{ids['anna']}]\n"
-        "rules:\n  - name: default\n    team: Sales\n",
+        + (f"    hours: {sales_hours}\n" if sales_hours else "")
+        + "rules:\n  - name: default\n    team: Sales\n",
         encoding="utf-8",
     )
     settings = Settings(
@@ -174,6 +191,7 @@ async def hub(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Hub]:
         media_dir=str(tmp_path / "media"),
         session_cookie_secure=False,
         outbox_poll_seconds=0.2,
+        channels=dict(channels or {}),
     )
     telegram = CapturedSender()
     # A manual clock (moved by the tests, never waited on) that starts near the wall
@@ -182,7 +200,7 @@ async def hub(sqlite_url: str, tmp_path: Path) -> AsyncIterator[Hub]:
     app = create_app(settings, clock=clock, senders={Channel.TELEGRAM: telegram})
     runner = web.AppRunner(app)
     await runner.setup()
-    port = _free_port()
+    port = port or free_port()
     site = web.TCPSite(runner, "127.0.0.1", port)
     await site.start()
     try:

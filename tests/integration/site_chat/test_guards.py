@@ -283,6 +283,8 @@ async def test_out_of_hours_a_message_needs_a_way_back_and_becomes_a_lead(
     assert await count_rows(db, Message) == 0
     left = await say(socket, "n-2", "call me tomorrow", contact={"phone": "8 916 123-45-67"})
     assert left["type"] == "ack"
+    more = await say(socket, "n-3", "after 10, please")  # the phone is known by now
+    assert more["type"] == "ack", more
     await socket.close()
     visitor = await db.read(lambda s: s.scalars(select(SiteVisitor)).one())
     assert visitor.phone == "+79161234567"
