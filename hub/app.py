@@ -22,7 +22,7 @@ from crm_core.outbox import OutboxHandler, OutboxRelay, RelayPolicy
 from crm_core.replies import SEND_TOPIC_PREFIX, SendDispatcher
 from crm_core.timers import TimerRunner
 from crm_core.tracking import tracking_table
-from hub import email, health, hooks, leases, live, metrics, sip, site_chat
+from hub import email, health, hooks, leases, live, metrics, sip, site_chat, weekly_letter
 from hub.addresses import networks
 from hub.api import (
     calls,
@@ -139,6 +139,7 @@ def create_app(
     hooks.install(app)
     email.install(app)
     site_chat.install(app)  # after email: a widget may mail replies from a mailbox
+    weekly_letter.install(app)  # after email: the Monday letter goes from a mailbox
     if role.runs_background:
         sip.install(app)  # the lines' user agent binds its ports: in one role only
     if role.serves_api:
@@ -165,6 +166,7 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
         LEGACY_EVENT_TOPIC_PREFIX: nothing,
         SEND_TOPIC_PREFIX: SendDispatcher(db, app[CLOCK], senders, settings.outbox_max_attempts),
         **hooks.relay_handlers(app, db, nothing),
+        **weekly_letter.relay_handlers(app),
     }
     # The live sockets hear of each events row first, in the relay's order; the webhooks'
     # fan-out (which waits on the database) comes after.

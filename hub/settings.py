@@ -62,6 +62,14 @@ class Settings:
     metrics_allow_from: str = "127.0.0.1,::1"
     # Reverse proxies whose X-Forwarded-For names the client (hub/addresses.py); empty: none
     trusted_proxies: str = ""
+    # The hub's own address (https://crm.example.com): links in the mail it sends
+    public_url: str = ""
+    # The Monday letter (hub/weekly_letter.py): each head of sales gets the past week's
+    # figures from this [channels.email] mailbox (empty: no letters), on this day
+    # (mon..sun) at this time ("09:00") in `timezone`.
+    weekly_letter_mailbox: str = ""
+    weekly_letter_day: str = "mon"
+    weekly_letter_time: str = "09:00"
     # One table per channel, read by that channel's own setup module in hub/, e.g.
     # [channels.telegram] ... ; from the environment as JSON (OMNIHUB_CHANNELS).
     channels: Mapping[str, Any] = field(default_factory=dict)

@@ -111,37 +111,7 @@ class EmailSender:
         return mail, message_id
 
     async def _deliver(self, mailbox: MailboxConfig, mail: EmailMessage, to: list[str]) -> None:
-        smtp = mailbox.smtp
-        try:
-            await aiosmtplib.send(
-                mail,
-                sender=mailbox.address,
-                recipients=to,
-                hostname=smtp.host,
-                port=smtp.port,
-                username=smtp.user or None,
-                password=smtp.password or None,
-                use_tls=smtp.security == "tls",
-                start_tls=smtp.security == "starttls",
-                tls_context=smtp.tls_context(),
-                timeout=self.timeout,
-            )
-        except aiosmtplib.SMTPRecipientsRefused as exc:
-            codes = [e.code for e in exc.recipients]
-            if all(400 <= c < 500 for c in codes):
-                raise SendError(f"recipients deferred: {codes}") from exc
-            refused = exc.recipients[0]
-            if len(to) == 1:
-                raise RecipientUnreachableError(
-                    IdentityRef(IdentityKind.EMAIL, to[0]), f"{refused.code} {refused.message}"
-                ) from exc
-            raise PermanentSendError(f"recipients refused: {codes}") from exc
-        except aiosmtplib.SMTPResponseException as exc:
-            if exc.code >= 500:
-                raise PermanentSendError(f"SMTP {exc.code}: {exc.message}") from exc
-            raise SendError(f"SMTP {exc.code}: {exc.message}") from exc
-        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-            raise SendError(f"SMTP {smtp.host}:{smtp.port}: {type(exc).__name__}") from exc
+        await deliver(mailbox, mail, to, self.timeout)
 
     async def _original(
         self, mailbox: MailboxConfig, message_id: str | None
@@ -187,6 +157,45 @@ class EmailSender:
                 mailbox.sent_folder,
                 exc,
             )
+
+
+async def deliver(
+    mailbox: MailboxConfig, mail: EmailMessage, to: list[str], wait: float = 60.0
+) -> None:
+    """Hand ``mail`` to the mailbox's SMTP server for ``to``: a temporary failure raises
+    :class:`SendError`, a permanent one :class:`PermanentSendError` (a refused single
+    recipient: :class:`RecipientUnreachableError`)."""
+    smtp = mailbox.smtp
+    try:
+        await aiosmtplib.send(
+            mail,
+            sender=mailbox.address,
+            recipients=to,
+            hostname=smtp.host,
+            port=smtp.port,
+            username=smtp.user or None,
+            password=smtp.password or None,
+            use_tls=smtp.security == "tls",
+            start_tls=smtp.security == "starttls",
+            tls_context=smtp.tls_context(),
+            timeout=wait,
+        )
+    except aiosmtplib.SMTPRecipientsRefused as exc:
+        codes = [e.code for e in exc.recipients]
+        if all(400 <= c < 500 for c in codes):
+            raise SendError(f"recipients deferred: {codes}") from exc
+        refused = exc.recipients[0]
+        if len(to) == 1:
+            raise RecipientUnreachableError(
+                IdentityRef(IdentityKind.EMAIL, to[0]), f"{refused.code} {refused.message}"
+            ) from exc
+        raise PermanentSendError(f"recipients refused: {codes}") from exc
+    except aiosmtplib.SMTPResponseException as exc:
+        if exc.code >= 500:
+            raise PermanentSendError(f"SMTP {exc.code}: {exc.message}") from exc
+        raise SendError(f"SMTP {exc.code}: {exc.message}") from exc
+    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+        raise SendError(f"SMTP {smtp.host}:{smtp.port}: {type(exc).__name__}") from exc
 
 
 async def _search_header(client: Any, name: str, value: str) -> list[int]:

@@ -13,6 +13,7 @@ from crm_core.models.conversations import (
 )
 from crm_core.models.deals import Deal, DealStageChange, Funnel, Stage, Task
 from crm_core.models.journal import AuditEntry, OutboxMessage
+from crm_core.models.letters import WeeklyLetter
 from crm_core.models.parked import ParkedItem
 from crm_core.models.people import ApiToken, ConversationRead, Manager, ManagerSession, Team
 from crm_core.models.rejected import RejectedHook
@@ -54,4 +55,5 @@ __all__ = [
     "UTCDateTime",
     "WebhookDelivery",
     "WebhookSubscription",
+    "WeeklyLetter",
 ]
