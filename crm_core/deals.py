@@ -126,7 +126,7 @@ def edit_deal(
         before = getattr(deal, name)
         if before != value:
             setattr(deal, name, value)
-            done.append({"field": name, "before": _plain(before), "after": _plain(value)})
+            done.append({"field": name, "old": _plain(before), "new": _plain(value)})
     if not done:
         return deal
     deal.updated_at = journal.now

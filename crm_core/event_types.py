@@ -159,8 +159,8 @@ class FieldChange(TypedDict):
     """One changed field; an amount is a decimal string ("1500.00")."""
 
     field: str
-    before: str | int | None
-    after: str | int | None
+    old: str | int | None
+    new: str | int | None
 
 
 class DealUpdated(TypedDict):

@@ -1,25 +1,32 @@
-"""Calls through the API: click-to-call (``POST /api/v1/calls``) and a contact's calls."""
+"""Calls through the API: click-to-call (``POST /api/v1/calls``) and the calls list
+(``GET /api/v1/calls``: every call the viewer may see, or one contact's, filtered)."""
 
 from __future__ import annotations
+
+from datetime import date
+from functools import partial
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm_core import queries
 from crm_core.access import sees_contact
-from crm_core.enums import IdentityKind
-from crm_core.models import Call, ContactIdentity
+from crm_core.call_log import DISPOSITIONS, MISSED, CallFilter, calls_page
+from crm_core.enums import Direction, IdentityKind
+from crm_core.models import ContactIdentity
+from crm_core.reports.common import Period
 from hub.api.auth import VIEWER
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
 from hub.api.ids import Id, query_id
 from hub.api.reads import _paging
-from hub.keys import DATABASE
+from hub.keys import DATABASE, SETTINGS
 from hub.sip import SIP
 
 routes = web.RouteTableDef()
+DIRECTIONS = frozenset(d.value for d in (Direction.INBOUND, Direction.OUTBOUND))
+EARLIEST, LATEST = date(1970, 1, 1), date(9998, 12, 31)  # a day's bounds stay datetimes
 
 
 class NewCall(BaseModel):
@@ -82,23 +89,66 @@ async def post_call(request: web.Request) -> web.Response:
 
 @routes.get("/api/v1/calls")
 async def get_calls(request: web.Request) -> web.Response:
-    contact_id = query_id(request, "contact_id")
-    if contact_id is None:
-        raise ApiError(400, "invalid_query", "contact_id: the contact whose calls to list")
-    after, limit = _paging(request)
+    """Every call the viewer may see (or one contact's), newest first, filtered."""
+    wanted = _call_filter(request)
     viewer = request[VIEWER]
-
-    def work(session: Session) -> list[queries.Row] | None:
-        if not sees_contact(session, viewer, contact_id):
-            return None
-        query = select(Call).where(Call.contact_id == contact_id)
-        if after:
-            query = query.where(Call.id < after)
-        rows = session.scalars(query.order_by(Call.id.desc()).limit(limit))
-        return [queries.plain(row) for row in rows]
-
-    items = await request.app[DATABASE].read(work)
-    if items is None:
+    page = await request.app[DATABASE].read(partial(calls_page, viewer=viewer, wanted=wanted))
+    if page is None:
         raise not_found("contact")
-    next_after = items[-1]["id"] if len(items) == limit else None
-    return web.json_response({"items": items, "next_after": next_after})
+    for item in page["items"]:
+        index = item.pop("voicemail_index")
+        item["voicemail_url"] = (
+            None if index is None else f"/api/v1/messages/{item['message_id']}/attachments/{index}"
+        )
+    return web.json_response(page)
+
+
+def _call_filter(request: web.Request) -> CallFilter:
+    after, limit = _paging(request)
+    zone = request.app[SETTINGS].timezone
+    first = _date(request, "from")
+    last = _date(request, "to")
+    if first is not None and last is not None and last < first:
+        raise _bad("to", "the period ends before it starts")
+    line = request.query.get("line") or None
+    if line is not None and len(line) > 120:
+        raise _bad("line", "a line's key, at most 120 characters")
+    return CallFilter(
+        contact_id=query_id(request, "contact_id"),
+        direction=_one_of(request, "direction", DIRECTIONS),
+        disposition=_one_of(request, "disposition", DISPOSITIONS | {MISSED}),
+        manager_id=query_id(request, "manager_id"),
+        line=line,
+        start=None if first is None else Period(first, first, zone).start,
+        end=None if last is None else Period(last, last, zone).end,
+        after=after,
+        limit=limit,
+    )
+
+
+def _date(request: web.Request, name: str) -> date | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        day = date.fromisoformat(raw)
+    except ValueError:
+        raise _bad(name, "a date like 2026-03-01") from None
+    if not EARLIEST <= day <= LATEST:
+        raise _bad(name, f"a date from {EARLIEST} to {LATEST}")
+    return day
+
+
+def _one_of(request: web.Request, name: str, allowed: frozenset[str]) -> str | None:
+    raw = request.query.get(name)
+    if raw is None or raw == "":
+        return None
+    if raw not in allowed:
+        raise _bad(name, f"one of {', '.join(sorted(allowed))}")
+    return raw
+
+
+def _bad(name: str, problem: str) -> ApiError:
+    return ApiError(
+        400, "invalid_query", f"{name}: {problem}", errors=[{"field": name, "message": problem}]
+    )

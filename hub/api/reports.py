@@ -1,4 +1,4 @@
-"""``GET /api/v1/reports/{activity,funnel,sources,abc-xyz}``: the head of sales' reports,
+"""``GET /api/v1/reports/{activity,funnel,sources,abc-xyz,calls}``: the head of sales' reports,
 as JSON, or exported (``format=csv`` the main table, ``format=xlsx`` every table, one
 sheet each), over a period in the company's time zone, with the viewer's scope.
 """
@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.access import Viewer
 from crm_core.reports import abc_xyz, activity, funnel, sources
+from crm_core.reports import calls as call_stats
 from crm_core.reports.common import Filters, Period, ReportError, Table, scope_of
 from hub.api.auth import VIEWER
 from hub.api.errors import ApiError, field_error
@@ -48,9 +49,12 @@ def _date(request: web.Request, name: str, default: date) -> date:
     if raw is None:
         return default
     try:
-        return date.fromisoformat(raw)
+        day = date.fromisoformat(raw)
     except ValueError:
         raise ApiError(400, "invalid_query", f"{name}: a date like 2026-03-01") from None
+    if not date(1970, 1, 1) <= day <= date(9998, 12, 31):  # its bounds stay datetimes
+        raise ApiError(400, "invalid_query", f"{name}: a date from 1970-01-01 to 9998-12-31")
+    return day
 
 
 def _filters(request: web.Request) -> Filters:
@@ -196,11 +200,28 @@ async def abc_xyz_report(request: web.Request) -> web.StreamResponse:
     return await _answer(request, "abc-xyz", make)
 
 
+@routes.get("/api/v1/reports/calls")
+async def calls_report(request: web.Request) -> web.StreamResponse:
+    line = request.query.get("line") or None
+    if line is not None and len(line) > 120:
+        raise ApiError(400, "invalid_query", "line: a line's key, at most 120 characters")
+    options = call_stats.Options(
+        answer_within=_int(request, "answer_within", 20, 1, 3600), line=line
+    )
+
+    def make(session: Session, viewer: Viewer, period: Period, filters: Filters) -> Made:
+        scope = scope_of(session, viewer, filters)
+        report = call_stats.calls(session, period, filters, scope, options)
+        return report, call_stats.tables(report)
+
+    return await _answer(request, "calls", make)
+
+
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= 18) or not low <= int(raw) <= high:
         raise ApiError(400, "invalid_query", f"{name}: a whole number from {low} to {high}")
     return int(raw)
 

@@ -70,6 +70,24 @@ def paths() -> dict[str, Any]:
             "Leads, deals, won deals and revenue by channel, UTM source and campaign and "
             "source, by first and by last touch."
         ),
+        "/api/v1/reports/calls": _report(
+            "Calls per manager: inbound answered, outbound, missed, inbound answered "
+            "within answer_within seconds of ringing, total and average talk time (per "
+            "answered call), call-backs done within their SLA. A call counts for the "
+            "manager who took it, else its conversation's manager; funnel does not apply.",
+            [
+                _query(
+                    "answer_within",
+                    {"type": "integer", "minimum": 1, "maximum": 3600},
+                    "Seconds of ringing (answered_at - started_at) counted as quick (default 20).",
+                ),
+                _query(
+                    "line",
+                    {"type": "string", "maxLength": 120},
+                    "Only calls on this line (its channel account's key).",
+                ),
+            ],
+        ),
         "/api/v1/reports/abc-xyz": _report(
             "Clients (or products) by won revenue (ABC) and by its steadiness month to "
             "month (XYZ), with the 3x3 matrix.",

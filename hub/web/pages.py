@@ -44,12 +44,22 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
     "X-Frame-Options": "DENY",
 }
-PAGE_PREFIXES = ("/static/", "/login", "/inbox", "/board", "/tasks", "/reports", "/contacts/")
+PAGE_PREFIXES = (
+    "/static/",
+    "/login",
+    "/inbox",
+    "/board",
+    "/tasks",
+    "/calls",
+    "/reports",
+    "/contacts/",
+)
 TITLES = {
     "login": "page.login",
     "inbox": "page.inbox",
     "board": "page.board",
     "tasks": "page.tasks",
+    "calls": "page.calls",
     "reports": "page.reports",
     "contact": "page.contact",
 }
@@ -62,6 +72,7 @@ def install(app: web.Application) -> None:
     app.router.add_get("/inbox", _page("inbox"))
     app.router.add_get("/board", _page("board"))
     app.router.add_get("/tasks", _page("tasks"))
+    app.router.add_get("/calls", _page("calls"))
     app.router.add_get("/reports", _page("reports"))
     app.router.add_get(r"/contacts/{id:\d{1,18}}", _page("contact"))
     app.router.add_static("/static/", STATIC_DIR, name="static")

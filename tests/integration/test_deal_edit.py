@@ -28,7 +28,7 @@ async def test_a_manager_sets_the_money_of_their_deal(world: World, db: Database
     assert deal["product"] == "pg-cluster"
     assert deal["title"] == "PG x3"
     (change,) = [h for h in deal["history"] if h["action"] == "deal.updated"]
-    fields = {c["field"]: (c["before"], c["after"]) for c in change["details"]["changes"]}
+    fields = {c["field"]: (c["old"], c["new"]) for c in change["details"]["changes"]}
     assert fields["amount"] == (None, "125000.50")
     assert fields["product"] == (None, "pg-cluster")
     assert change["actor"] == "api_token:1"  # Ann's token: who did it

@@ -8,6 +8,7 @@ const PAGES = {
   inbox: () => import("./inbox.js"),
   board: () => import("./board.js"),
   tasks: () => import("./tasks.js"),
+  calls: () => import("./calls.js"),
   reports: () => import("./reports.js"),
   contact: () => import("./contact.js"),
 };
@@ -38,7 +39,7 @@ function header(me) {
   });
   return [
     h("a", { class: "brand", href: "/inbox" }, "omnihub"),
-    h("nav", { "aria-label": t("nav.label") }, link("inbox", "/inbox"), link("board", "/board"), link("tasks", "/tasks"), link("reports", "/reports")),
+    h("nav", { "aria-label": t("nav.label") }, link("inbox", "/inbox"), link("board", "/board"), link("tasks", "/tasks"), link("calls", "/calls"), link("reports", "/reports")),
     h("div", { class: "spacer" }),
     channelAlert,
     status,

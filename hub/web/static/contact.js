@@ -75,6 +75,38 @@ function identityRow(identity, contact, onChanged) {
   );
 }
 
+/** Click-to-call: the hub rings the manager's phone, then the client's. When the hub
+ * cannot (no SIP line or phone for this manager: a 409), its message is shown. */
+function callButton(contact) {
+  const phones = (contact.identities || []).filter((i) => i.kind === "phone" && !i.unreachable_at);
+  if (!phones.length) return null;
+  const status = h("span", { class: "small call-status", role: "status", id: "call-status" });
+  const button = h(
+    "button",
+    {
+      type: "button",
+      class: "call-button",
+      id: "call-contact",
+      onclick: async () => {
+        button.disabled = true;
+        status.className = "small call-status muted";
+        status.textContent = t("contact.calling");
+        try {
+          await post("/api/v1/calls", { contact_id: contact.id });
+          status.textContent = t("contact.call_started");
+        } catch (failure) {
+          status.className = "small call-status error";
+          status.textContent = t("contact.call_failed", { message: failure.message || String(failure.status || "") });
+        } finally {
+          button.disabled = false;
+        }
+      },
+    },
+    t("contact.call"),
+  );
+  return h("div", { class: "call-row" }, button, " ", status);
+}
+
 export async function contactCard(contact, { me = null, onChanged } = {}) {
   const stages = await stageIndex().catch(() => new Map());
   const card = h("div", { class: "contact-card", id: "contact-card", dataset: { contactId: contact.id } });
@@ -86,6 +118,7 @@ export async function contactCard(contact, { me = null, onChanged } = {}) {
       h("h2", {}, h("a", { href: `/contacts/${contact.id}` }, title)),
       contact.company ? h("p", { class: "muted" }, untrusted(contact.company)) : null,
       contact.segment ? h("span", { class: "tag" }, untrusted(contact.segment)) : null,
+      callButton(contact),
     ),
     section(
       t("contact.identities"),

@@ -80,9 +80,9 @@ export function dealHistory(deal, names = new Map()) {
                   { dataset: { field: change.field } },
                   h("span", { class: "field-name" }, t(`deal.${field}`)),
                   ": ",
-                  show(change.before),
+                  show(change.old),
                   " → ",
-                  show(change.after),
+                  show(change.new),
                 );
               }),
             )

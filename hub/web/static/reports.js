@@ -6,8 +6,9 @@ import { barChart, formatNumber, formatShare, funnelChart, heatMap, paretoChart 
 import { funnels } from "./contact.js";
 import { channelLabel, fill, h, localName, t, tabButtons, untrusted, untrustedString } from "./dom.js";
 
-const VIEWS = ["activity", "funnel", "sources", "abc_xyz"];
-const PATHS = { activity: "activity", funnel: "funnel", sources: "sources", abc_xyz: "abc-xyz" };
+const VIEWS = ["activity", "funnel", "sources", "abc_xyz", "calls"];
+const PATHS = { activity: "activity", funnel: "funnel", sources: "sources", abc_xyz: "abc-xyz", calls: "calls" };
+const ANSWER_WITHIN = ["10", "20", "30", "60"];
 const CHANNELS = ["telegram", "email", "phone", "site_chat", "form", "ad_lead", "api"];
 const DIMENSIONS = ["channel", "utm_source", "utm_campaign", "source"];
 const NONE = "(none)";
@@ -16,6 +17,11 @@ const pad = (n) => String(n).padStart(2, "0");
 const iso = (day) => `${day.getFullYear()}-${pad(day.getMonth() + 1)}-${pad(day.getDate())}`;
 const money = (value) => formatNumber(value);
 const minutes = (value) => (value === null || value === undefined ? "—" : String(value));
+const seconds = (value) => {
+  if (value === null || value === undefined) return "—";
+  const total = Math.round(Number(value) || 0);
+  return `${Math.floor(total / 60)}:${String(total % 60).padStart(2, "0")}`;
+};
 
 /** A table with a `data-col` on every cell, so a row reads by column name. */
 function table(id, columns, rows, rowData = () => ({})) {
@@ -60,6 +66,7 @@ export async function start({ me, root }) {
     dimension: DIMENSIONS.includes(params.get("dimension")) ? params.get("dimension") : "channel",
     by: params.get("by") === "product" ? "product" : "client",
     months: params.get("months") || "6",
+    answer_within: ANSWER_WITHIN.includes(params.get("answer_within")) ? params.get("answer_within") : "20",
   };
   const sees = me.role === "head" || me.role === "admin";
   const [allFunnels, teams, managers] = await Promise.all([
@@ -147,6 +154,7 @@ export async function start({ me, root }) {
       channel: state.channel,
     };
     if (state.view === "abc_xyz") Object.assign(wanted, { by: state.by, months: state.months });
+    if (state.view === "calls") Object.assign(wanted, { answer_within: state.answer_within });
     return query({ ...wanted, ...extra });
   }
 
@@ -211,6 +219,16 @@ export async function start({ me, root }) {
         pick("report-months", "months", t("reports.months"), ["3", "6", "12"].map((m) => [m, m])),
       ];
     }
+    if (state.view === "calls") {
+      return [
+        pick(
+          "report-answer-within",
+          "answer_within",
+          t("reports.answer_within"),
+          ANSWER_WITHIN.map((n) => [n, t("reports.seconds", { n })]),
+        ),
+      ];
+    }
     return [];
   }
 
@@ -228,6 +246,7 @@ export async function start({ me, root }) {
     };
     if (state.view === "sources") Object.assign(shown, { model: state.model, dimension: state.dimension });
     if (state.view === "abc_xyz") Object.assign(shown, { by: state.by, months: state.months });
+    if (state.view === "calls") Object.assign(shown, { answer_within: state.answer_within });
     history.replaceState(null, "", `/reports${query(shown)}`);
     drawTabs();
     fill(options, optionControls(), h("div", { class: "spacer" }), exportLinks());
@@ -244,7 +263,7 @@ export async function start({ me, root }) {
       return;
     }
     if (mine !== seq) return;
-    const draw = { activity: drawActivity, funnel: drawFunnel, sources: drawSources, abc_xyz: drawAbcXyz }[state.view];
+    const draw = { activity: drawActivity, funnel: drawFunnel, sources: drawSources, abc_xyz: drawAbcXyz, calls: drawCalls }[state.view];
     fill(body, draw(report));
     body.dataset.view = state.view;
     body.dataset.from = report.period ? report.period.from : state.from;
@@ -289,6 +308,40 @@ export async function start({ me, root }) {
         null,
         h("div", { class: "table-box" }, table("table-activity", columns, rows, (row) => ({ managerId: row.manager_id ?? "none" }))),
         h("p", { class: "muted small" }, t("reports.activity_note")),
+      ),
+    ];
+  }
+
+  function drawCalls(report) {
+    const rows = report.managers || [];
+    const within = report.answer_within_seconds;
+    const columns = [
+      col("manager", t("reports.col.manager"), (r) => untrusted(who(r), t("inbox.unassigned")), false),
+      col("calls_in", t("reports.col.calls_in"), (r) => formatNumber(r.calls_in)),
+      col("calls_out", t("reports.col.calls_out"), (r) => `${formatNumber(r.calls_out)} (${formatNumber(r.calls_out_answered)})`),
+      col("calls_missed", t("reports.col.calls_missed"), (r) => formatNumber(r.calls_missed)),
+      col("answered_within", t("reports.col.answered_within", { n: within }), (r) => formatNumber(r.answered_within)),
+      col("answered_within_share", t("reports.col.answered_within_share"), (r) => formatShare(r.answered_within_share)),
+      col("talk", t("reports.col.talk"), (r) => seconds(r.talk_seconds)),
+      col("average_talk", t("reports.col.average_talk"), (r) => seconds(r.average_talk_seconds)),
+      col("callbacks", t("reports.col.callbacks"), (r) => `${r.callbacks_within_sla} / ${r.callbacks}`),
+      col("callbacks_share", t("reports.col.callbacks_share"), (r) => formatShare(r.callbacks_within_sla_share)),
+    ];
+    const chart = barChart({
+      label: t("reports.chart.calls"),
+      categories: rows.map((row) => ({ label: untrustedString(who(row), t("inbox.unassigned")) })),
+      series: [
+        { key: "in", label: t("reports.col.calls_in"), values: rows.map((r) => r.calls_in) },
+        { key: "out", label: t("reports.series.calls_out"), values: rows.map((r) => r.calls_out) },
+        { key: "missed", label: t("reports.col.calls_missed"), values: rows.map((r) => r.calls_missed) },
+      ],
+    });
+    return [
+      section(null, h("div", { class: "chart-box", id: "chart-calls" }, chart)),
+      section(
+        null,
+        h("div", { class: "table-box" }, table("table-calls", columns, rows, (row) => ({ managerId: row.manager_id ?? "none" }))),
+        h("p", { class: "muted small" }, t("reports.calls_note")),
       ),
     ];
   }
