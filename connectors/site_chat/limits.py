@@ -1,7 +1,9 @@
-"""Sliding one-minute counters and open-socket counts, per visitor and per address.
+"""One-minute counters and open-socket counts, per visitor and per address.
 
-Kept in the process's memory: with several web processes each counts its own share
-(the proxy spreads a visitor's sockets), which bounds what one client gets from each.
+:class:`RateWindow` counts in the process's memory (a sliding minute). With several web
+processes and ``redis_url``, the hub counts messages, new visitors and uploads in Redis
+instead (hub/site_chat/brakes.py), so that they add up across processes; open sockets
+are counted per process (a crashed process's sockets would otherwise stay counted).
 """
 
 from __future__ import annotations
@@ -9,19 +11,29 @@ from __future__ import annotations
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
+from typing import Protocol
 
 WINDOW = 60.0
 
 
+class Brake(Protocol):
+    async def allow(self, key: str, limit: int) -> bool:
+        """Count one event of ``key``; False (and not counted) past ``limit`` a minute."""
+        ...
+
+
 class RateWindow:
-    """At most ``limit`` events per key in any sliding minute."""
+    """At most ``limit`` events per key in any sliding minute (this process's)."""
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, cap: int = 100_000) -> None:
         self._clock = clock
         self._seen: dict[str, deque[float]] = {}
         self._cap = cap  # keys remembered at most (oldest forgotten first)
 
-    def allow(self, key: str, limit: int) -> bool:
+    async def allow(self, key: str, limit: int) -> bool:
+        return self.allow_now(key, limit)
+
+    def allow_now(self, key: str, limit: int) -> bool:
         now = self._clock()
         seen = self._seen.get(key)
         if seen is None:

@@ -20,7 +20,7 @@ from weakref import WeakValueDictionary
 from aiohttp import web
 
 from connectors.site_chat.config import SiteChatConfig, WidgetConfigError, parse_site_chat
-from connectors.site_chat.limits import OpenCount, RateWindow
+from connectors.site_chat.limits import Brake, OpenCount, RateWindow
 from connectors.site_chat.sender import SiteChatSender
 from connectors.store import FileStore
 from crm_core.enums import Channel
@@ -41,10 +41,10 @@ class SiteChat:
     config: SiteChatConfig
     store: FileStore
     rooms: Rooms
-    sessions_by_address: RateWindow = field(default_factory=RateWindow)
-    messages_by_visitor: RateWindow = field(default_factory=RateWindow)
-    uploads_by_visitor: RateWindow = field(default_factory=RateWindow)
-    typing_by_visitor: RateWindow = field(default_factory=RateWindow)
+    sessions_by_address: Brake = field(default_factory=RateWindow)
+    messages_by_visitor: Brake = field(default_factory=RateWindow)
+    uploads_by_visitor: Brake = field(default_factory=RateWindow)
+    typing_by_visitor: RateWindow = field(default_factory=RateWindow)  # a light brake, local
     sockets_by_address: OpenCount = field(default_factory=OpenCount)
     sockets_by_visitor: OpenCount = field(default_factory=OpenCount)
     # one message of a visitor at a time in this process (their first opens the chat)
@@ -79,6 +79,10 @@ def install(app: web.Application) -> None:
     if not isinstance(media_dir, str) or not media_dir:
         raise SettingsError("channels.site_chat.media_dir: expected a folder path")
     app[SITE_CHAT] = SiteChat(config, app[FILES].add(media_dir), Rooms())
+    if app[SETTINGS].redis_url:  # several web processes: the minute counts add up in Redis
+        from hub.site_chat import brakes
+
+        brakes.install(app)
     mailboxes = {m.key for m in app[EMAIL].mailboxes} if EMAIL in app else set()
     for widget in config.widgets:
         if widget.email_mailbox and widget.email_mailbox not in mailboxes:

@@ -153,7 +153,7 @@ async def upload(request: web.Request) -> web.Response:
     content_type = request.content_type.lower()
     if content_type not in widget.file_types:
         raise ApiError(415, "unsupported_type", f"files of type {content_type} are not accepted")
-    if not chat.uploads_by_visitor.allow(str(visitor.id), widget.limits.uploads_per_minute):
+    if not await chat.uploads_by_visitor.allow(str(visitor.id), widget.limits.uploads_per_minute):
         raise ApiError(429, "rate_limited", "too many files a minute; wait a little")
     data = await _body(request, limit)
     if not data:

@@ -62,9 +62,13 @@ async def said(
     """The answer frame (``ack`` or ``error``) and the visitor as stored after it (their
     conversation, what they typed into the form); None when nothing was stored."""
     try:
-        if not chat.messages_by_visitor.allow(str(visitor.id), widget.limits.messages_per_minute):
+        if not await chat.messages_by_visitor.allow(
+            str(visitor.id), widget.limits.messages_per_minute
+        ):
             raise RefusedError("rate_limited", "too many messages a minute; wait a little")
         _check_text(widget, say)
+        if visitor.conversation_id is None:  # another tab (another process) may have opened it
+            visitor = await app[DATABASE].read(lambda s: visitors.reloaded(s, visitor.id))
         fields = _fields(app, widget, visitor, say)
         files = await _files(app, visitor, say)
         message = _inbound(app, widget, visitor, say, fields, files, page)

@@ -169,7 +169,7 @@ async def _open(
         )
         raise VisitRefusedError(4403, "this page's origin may not show the widget")
     user_id = verified_user_id(widget, hello)
-    if hello.token is None and not chat.sessions_by_address.allow(
+    if hello.token is None and not await chat.sessions_by_address.allow(
         address, widget.limits.sessions_per_minute
     ):
         raise VisitRefusedError(4429, "too many new chats from this address; try again in a minute")
@@ -236,8 +236,9 @@ async def _handle(request: web.Request, chat: SiteChat, visiting: Visiting, data
             answer, stored = await said(
                 request.app, chat, visiting.widget, visitor, frame, visiting.page
             )
-        if answer["type"] == "ack" and len(visiting.own) < 10_000:
-            visiting.own.add(int(answer["message"]["id"]))
+        shown = answer.get("message")
+        if answer["type"] == "ack" and shown is not None and len(visiting.own) < 10_000:
+            visiting.own.add(int(shown["id"]))
         if stored is not None:
             conversation_id = stored.conversation_id
             if conversation_id is not None and visitor.conversation_id is None:
@@ -252,7 +253,7 @@ async def _handle(request: web.Request, chat: SiteChat, visiting: Visiting, data
             )
         await socket.send_json(answer)
     elif isinstance(frame, Typing):
-        if visitor.conversation_id is not None and chat.typing_by_visitor.allow(
+        if visitor.conversation_id is not None and chat.typing_by_visitor.allow_now(
             str(visitor.id), 30
         ):
             typing: Signal = {

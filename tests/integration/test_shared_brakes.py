@@ -3,8 +3,7 @@ of both, and a token revoked through one is refused by the other at once."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,39 +20,12 @@ from crm_core.people import create_api_token, create_manager
 from hub.app import create_app
 from hub.keys import SETTINGS
 from hub.settings import Settings
-from hub.shared_state import key_prefix
 from tests.factories import WHEN
 
 pytestmark = pytest.mark.postgres
 
 ClientFactory = Callable[[web.Application], Awaitable[TestClient[Any, Any]]]
 Client = TestClient[Any, Any]
-REDIS_URL = os.environ.get("OMNIHUB_TEST_REDIS", "redis://127.0.0.1:6379/0")
-IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
-
-
-@pytest.fixture
-async def redis_url(pg_url: str) -> AsyncIterator[str]:
-    """The shared Redis; afterwards only this test's keys (its database's prefix) go."""
-    from redis.asyncio import Redis
-    from redis.exceptions import RedisError
-
-    redis = Redis.from_url(REDIS_URL)
-    try:
-        await redis.ping()
-    except (RedisError, OSError) as exc:
-        await redis.aclose()
-        if IN_CI:
-            pytest.fail(f"Redis is needed in CI and is not reachable: {exc}")
-        pytest.skip(f"Redis not reachable at {REDIS_URL} ({exc}); install redis-server")
-    prefix = key_prefix(pg_url)  # unique to this test: its database's name is
-    try:
-        yield REDIS_URL
-    finally:
-        keys = [key async for key in redis.scan_iter(match=prefix + "*")]
-        if keys:
-            await redis.delete(*keys)
-        await redis.aclose()
 
 
 async def _people(db: Database) -> dict[str, Any]:

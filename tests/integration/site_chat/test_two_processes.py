@@ -15,6 +15,7 @@ from crm_core.db import Database
 from hub.app import create_app
 from hub.settings import Settings
 from tests.integration.site_chat.conftest import (
+    PAGE,
     ClientFactory,
     Hub,
     make_hub,
@@ -88,5 +89,47 @@ async def test_a_visitor_on_one_process_hears_a_manager_on_the_other(
         assert read.status == 200
         assert (await next_of(socket, "read"))["up_to"] >= ack["message"]["id"]
         await socket.close()
+    finally:
+        await db.dispose()
+
+
+async def test_the_minute_limits_add_up_across_processes_in_redis(
+    pg_url: str,
+    redis_url: str,
+    clock: ManualClock,
+    aiohttp_client: ClientFactory,
+    tmp_path: Path,
+) -> None:
+    db = Database(pg_url)
+    try:
+        limits = {"messages_per_minute": 3, "sessions_per_minute": 2}
+        table = widget_table(limits=limits)
+        hubs = []
+        first = await make_hub(pg_url, db, clock, aiohttp_client, tmp_path, table)
+        for _ in range(2):
+            settings = Settings(
+                database_url=pg_url,
+                redis_url=redis_url,
+                session_cookie_secure=False,
+                media_dir=str(tmp_path / "media"),
+                channels={"site_chat": table},
+            )
+            client = await aiohttp_client(create_app(settings, clock=clock))
+            hubs.append(Hub(client, first.manager, first.manager_id, first.integration))
+        one, two = hubs
+        socket, welcome = await one.visit()
+        other, _ = await two.visit(token=welcome["token"])
+        assert (await say(socket, "a", "one"))["type"] == "ack"
+        assert (await say(other, "b", "two"))["type"] == "ack"
+        assert (await say(socket, "c", "three"))["type"] == "ack"
+        refused = await say(other, "d", "four: the fourth this minute, on either process")
+        assert refused["code"] == "rate_limited"
+        await socket.close()
+        await other.close()
+        # new visitors from one address: the first above, one more, then refused anywhere
+        extra, _ = await two.visit()
+        await extra.close()
+        hello = {"type": "hello", "key": "cloud", "token": None, "page": PAGE}
+        assert await one.closed_with(hello) == 4429
     finally:
         await db.dispose()
