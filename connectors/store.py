@@ -42,6 +42,15 @@ class FileStore:
         except FileNotFoundError as exc:
             raise KeyError(key) from exc
 
+    async def delete(self, key: str) -> bool:
+        """Remove the file under ``key``; False when there was none."""
+        path = self.path(key)
+        try:
+            await asyncio.to_thread(path.unlink)
+        except FileNotFoundError:
+            return False
+        return True
+
     def path(self, key: str) -> Path:
         path = (self.root / key).resolve()
         if self.root.resolve() not in path.parents:

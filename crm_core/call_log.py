@@ -101,7 +101,11 @@ def calls_page(session: Session, viewer: Viewer, wanted: CallFilter) -> dict[str
     if wanted.after:
         query = query.where(Call.id < wanted.after)
     rows = session.execute(query.order_by(Call.id.desc()).limit(wanted.limit)).all()
-    places = _voicemail_places(session, [row[0] for row in rows])
+    calls = [row[0] for row in rows]
+    voicemails, recordings = (
+        _places(session, calls, "voicemail"),
+        _places(session, calls, "recording"),
+    )
     items = []
     for call, contact_name, owner_id, owner_name, line in rows:
         ringing = call.answered_at - call.started_at if call.answered_at else None
@@ -113,16 +117,18 @@ def calls_page(session: Session, viewer: Viewer, wanted: CallFilter) -> dict[str
                 "manager_name": owner_name,
                 "line": line,
                 "ring_seconds": None if ringing is None else max(ringing.total_seconds(), 0),
-                "voicemail_index": places.get(call.id),
+                "voicemail_index": voicemails.get(call.id),
+                "recording_index": recordings.get(call.id),
             }
         )
     next_after = items[-1]["id"] if len(items) == wanted.limit else None
     return {"items": items, "next_after": next_after}
 
 
-def _voicemail_places(session: Session, calls: list[Call]) -> dict[int, int]:
-    """Where each voicemail is among its message's attachments (call id -> index)."""
-    wanted = {c.id: c for c in calls if c.voicemail and c.message_id is not None}
+def _places(session: Session, calls: list[Call], file: str) -> dict[int, int]:
+    """Where each call's ``file`` (its voicemail or recording) is among its message's
+    attachments (call id -> index)."""
+    wanted = {c.id: c for c in calls if getattr(c, file) and c.message_id is not None}
     if not wanted:
         return {}
     message_ids = {c.message_id for c in wanted.values()}
@@ -132,8 +138,7 @@ def _voicemail_places(session: Session, calls: list[Call]) -> dict[int, int]:
         attachments[message_id] = files
     found: dict[int, int] = {}
     for call_id, call in wanted.items():
-        assert call.voicemail is not None
-        key = call.voicemail.get("storage_key")
+        key = getattr(call, file).get("storage_key")
         assert call.message_id is not None
         for index, attachment in enumerate(attachments.get(call.message_id) or []):
             if key and isinstance(attachment, dict) and attachment.get("storage_key") == key:

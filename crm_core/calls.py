@@ -66,6 +66,7 @@ def record_call(
         duration_seconds=call.duration_seconds,
         disposition=call.disposition.value,
         voicemail=call.voicemail.as_json() if call.voicemail else None,
+        recording=call.recording.as_json() if call.recording else None,
         created_at=journal.now,
     )
     session.add(row)

@@ -88,6 +88,7 @@ class CallRecord:
     ended_at: datetime | None = None
     manager_id: int | None = None
     voicemail: Attachment | None = None
+    recording: Attachment | None = None  # an answered call's recording (both sides)
     callback_sla: timedelta = timedelta(minutes=15)
     source: str = "sip"
 

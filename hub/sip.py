@@ -3,7 +3,7 @@ thread, one account per line, calls routed to managers and stored through ingest
 
 ```toml
 [channels.sip]
-# media_dir = "..."                         # voicemails; default: the hub's media_dir
+# media_dir = "..."                         # voicemails, recordings; default: the hub's media_dir
 # max_calls = 64                            # pjsua call slots, all lines (a call takes 2)
 [[channels.sip.lines]]
 key = "office"
@@ -23,6 +23,8 @@ ring_timeout_seconds = 20                    # then the next manager's phone rin
 callback_sla_minutes = 15                    # a missed call's call-back task is due by then
 greeting_wav = "/etc/omnihub/greeting.wav"   # out of hours: played, then a voicemail
 voicemail_max_seconds = 60
+# record_calls = true                        # answered calls, both sides, attached to the call
+# recording_retention_days = 90              # then deleted from the store; 0: kept forever
 managers = { 1 = "sip:anna@pbx.example.com", 2 = "sip:boris@pbx.example.com" }
 ```
 
@@ -48,6 +50,7 @@ from connectors.sip.bridge import Bridge
 from connectors.sip.config import SipConfig, SipConfigError, parse_config
 from connectors.sip.events import CallEnded, IncomingCall, LineStatus, SipEvent
 from connectors.store import FileStore
+from hub import sip_recordings as recordings
 from hub.background import cancel_all
 from hub.files import FILES
 from hub.health import HEALTH
@@ -87,6 +90,9 @@ def install(app: web.Application) -> None:
         config = parse_config(table)
     except SipConfigError as exc:
         raise SettingsError(str(exc)) from exc
+    store = app[FILES].add(config.media_dir or app[SETTINGS].media_dir)
+    # Recordings stored earlier expire even while the lines cannot start.
+    recordings.install(app, store, config.lines)
     if not available():
         log.warning(MISSING)
         for line in config.lines:
@@ -95,7 +101,6 @@ def install(app: web.Application) -> None:
     for line in config.lines:
         app[HEALTH].register("sip", line.key, secrets=(line.password,))
     log.info("sip: %d line(s) configured", len(config.lines))
-    store = app[FILES].add(config.media_dir or app[SETTINGS].media_dir)
     app[SIP] = SipChannel(config, store)
     app.cleanup_ctx.append(_run)
 

@@ -31,6 +31,8 @@ from routing import Candidate, RoutingEvent
 
 log = logging.getLogger(__name__)
 _STORE_ATTEMPTS = 5
+VOICEMAIL = "voicemail"  # the store's kind of file, and the attachment's name (.wav)
+RECORDING = "recording"  # an answered call's recording (crm_core.recordings removes it)
 WITHHELD_TEXT = "a withheld number"  # "Missed call from a withheld number, 0:00"
 
 
@@ -104,11 +106,13 @@ async def plan_for(
 async def store_call(
     ingest: IngestService, db: Database, store: BlobStore, line: LineConfig, call: CallEnded
 ) -> None:
-    """Ingest the call (retrying a failing database); its voicemail goes to the store."""
+    """Ingest the call (retrying a failing database); its voicemail or recording goes to
+    the store and is attached to the call and to its message (the inbox plays it)."""
     region = ingest.policy.default_region
     number = call.caller if call.direction is Direction.INBOUND else call.callee
     phone = e164(number, region)
-    voicemail = await _voicemail(store, call.voicemail_path)
+    voicemail = await _wav(store, call.voicemail_path, VOICEMAIL)
+    recording = await _wav(store, call.recording_path, RECORDING)
     inbound = call.direction is Direction.INBOUND
     if phone is None and not inbound:
         log.warning("sip: call %s to %r: no phone number to file it under", call.call_id, number)
@@ -125,6 +129,7 @@ async def store_call(
         ended_at=call.ended_at,
         manager_id=call.manager_id,
         voicemail=voicemail,
+        recording=recording,
         callback_sla=timedelta(minutes=line.callback_sla_minutes),
     )
     # A caller who withheld the number (``anonymous``, or no number at all) is a record
@@ -136,7 +141,7 @@ async def store_call(
         identities=() if phone is None else (IdentityRef(IdentityKind.PHONE, phone),),
         occurred_at=call.started_at,
         text=(replace(record, caller=WITHHELD_TEXT) if phone is None else record).summary(),
-        attachments=(voicemail,) if voicemail else (),
+        attachments=tuple(a for a in (voicemail, recording) if a is not None),
         raw_ref=record.key,
         call=record,
     )
@@ -152,19 +157,20 @@ async def store_call(
             await asyncio.sleep(0.5 * 2**attempt)
 
 
-async def _voicemail(store: BlobStore, path: str | None) -> Attachment | None:
+async def _wav(store: BlobStore, path: str | None, name: str) -> Attachment | None:
+    """The line's finished WAV (a voicemail or a call's recording), moved to the store."""
     if path is None:
         return None
     file = Path(path)
     try:
         data = await asyncio.to_thread(file.read_bytes)
     except OSError:
-        log.warning("sip: the voicemail %s is missing", path)
+        log.warning("sip: the %s %s is missing", name, path)
         return None
     data = finished_wav(data)
-    key = await store.put(data, "voicemail")
+    key = await store.put(data, name)
     await asyncio.to_thread(file.unlink, True)
-    return Attachment("voicemail.wav", "audio/wav", len(data), storage_key=key)
+    return Attachment(f"{name}.wav", "audio/wav", len(data), storage_key=key)
 
 
 def finished_wav(data: bytes) -> bytes:

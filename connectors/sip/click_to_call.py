@@ -1,6 +1,7 @@
 """Click-to-call: ring the manager's phone first; when they pick up, ring the client.
 
-Runs on the SIP thread. The two legs are bridged once the client answers; either side
+Runs on the SIP thread. The two legs are bridged once the client answers, and recorded
+like an answered inbound call (unless the line's ``record_calls`` is off); either side
 hanging up ends the other. The call is stored like an inbound one, direction ``out``:
 ``failed`` when the manager did not pick up, ``busy``/``missed`` when the client did not.
 """
@@ -16,6 +17,7 @@ import pjsua2 as pj
 
 from connectors.sip.events import CallEnded
 from connectors.sip.legs import NOBODY, Leg
+from connectors.sip.recorder import CallRecorder, spool_file
 from crm_core.enums import CallDisposition, Direction
 
 if TYPE_CHECKING:
@@ -39,10 +41,13 @@ class ClickToCall:
         self.call_id = ""
         self.started_at: datetime = line.now()
         self.answered_at: datetime | None = None
+        self.ended_at: datetime | None = None
         self.disposition: CallDisposition | None = None
         self.deadline: float | None = None
         self.bridged = False
         self.posted = False
+        self.recorder: CallRecorder | None = None  # once bridged (the line's record_calls)
+        self.closing = False  # the call is over: its recording is being finished
 
     @property
     def finished(self) -> bool:
@@ -58,6 +63,7 @@ class ClickToCall:
 
     def release(self) -> None:
         """Drop the legs (on the SIP thread, once both are gone)."""
+        self.recorder = None
         self.manager.listener = NOBODY
         if self.client is not None:
             self.client.listener = NOBODY
@@ -75,6 +81,8 @@ class ClickToCall:
         self.manager.drop()
 
     def tick(self, moment: float) -> None:
+        if self.closing and not self.posted:
+            self._post()  # once the recording is a finished WAV
         if self.deadline is None or moment < self.deadline:
             return
         self.deadline = None
@@ -114,6 +122,23 @@ class ClickToCall:
             ours.startTransmit(theirs)
             theirs.startTransmit(ours)
             self.bridged = True
+            if self.line.config.record_calls:
+                path = spool_file(self.line.spool, self.call_id, "call-")
+                try:
+                    self.recorder = CallRecorder.start(path, (theirs, ours))
+                except pj.Error as exc:
+                    log.warning(
+                        "SIP line %s: click-to-call %s: cannot record: %s",
+                        self.line.config.key,
+                        self.call_id,
+                        exc.info(),
+                    )
+
+    def post_now(self) -> None:
+        """Post the call if it waits for its recording to be finished (the line stops)."""
+        if self.closing and self.recorder is not None and not self.posted:
+            self.recorder.give_up_waiting()
+            self._post()
 
     def _ring_client(self) -> None:
         assert self.line.account is not None
@@ -138,6 +163,12 @@ class ClickToCall:
     def _post(self) -> None:
         if self.posted:
             return
+        self.ended_at = self.ended_at or self.line.now()  # not when the recording is finished
+        if self.recorder is not None:
+            self.closing = True
+            self.recorder.stop()
+            if not self.recorder.finished():
+                return  # tick() comes back
         self.posted = True
         self.line.bridge.post(
             CallEnded(
@@ -149,8 +180,9 @@ class ClickToCall:
                 started_at=self.started_at,
                 disposition=self.disposition or CallDisposition.FAILED,
                 answered_at=self.answered_at,
-                ended_at=self.line.now(),
+                ended_at=self.ended_at,
                 manager_id=self.manager_id,
                 contact_id=self.contact_id,
+                recording_path=str(self.recorder.path) if self.recorder is not None else None,
             )
         )

@@ -3,7 +3,9 @@
 Network settings are per line, because pjsua keeps them per transport and account: the
 address advertised in Contact, Via and the SDP (``public_address``, else ``host``), the
 RTP ports (``rtp_port_min``/``rtp_port_max``), NAT handling of a register line
-(``contact_rewrite``, ``keepalive_seconds``) and who may call (``allow_from``).
+(``contact_rewrite``, ``keepalive_seconds``) and who may call (``allow_from``). Answered
+calls are recorded unless ``record_calls = false``; ``recording_retention_days`` (90; 0:
+forever) is how long the recordings are kept.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ _WILDCARDS = ("", "0.0.0.0", "::")  # noqa: S104 (names, not binds)
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOST_NAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*$")
 KEEPALIVE_BEHIND_NAT = 15  # seconds: keepalive_seconds when contact_rewrite is on
+RETENTION_DAYS = 90  # recording_retention_days by default
+MAX_RETENTION_DAYS = 36_500
 
 
 class SipConfigError(ValueError):
@@ -54,6 +58,10 @@ class LineConfig:
     contact_rewrite: bool = False
     keepalive_seconds: int = 0  # register lines: a CRLF to the registrar every N s; 0: none
     allow_from: tuple[Network, ...] = ()  # who may send the line requests; empty: anyone
+    # Answered calls are recorded (both sides, one WAV) and attached to the call; the
+    # recordings are deleted from the file store after this many days (0: kept forever).
+    record_calls: bool = True
+    recording_retention_days: int = 90
 
     def dial_uri(self, number: str) -> str:
         if self.dial_template:
@@ -162,7 +170,25 @@ def _line(spec: Any, where: str) -> LineConfig:
     if mode == "register" and not values.get("registrar"):
         raise SipConfigError(f"{where}.registrar: a register line needs its registrar")
     values.update(_network(spec, where, mode))
+    values.update(_recording(spec, where))
     return LineConfig(**values)
+
+
+def _recording(spec: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """Whether answered calls are recorded, and for how many days recordings are kept."""
+    record = _flag(spec.get("record_calls", True), f"{where}.record_calls")
+    days = spec.get("recording_retention_days", RETENTION_DAYS)
+    if isinstance(days, bool) or not isinstance(days, int):
+        raise SipConfigError(
+            f"{where}.recording_retention_days: a whole number of days (0: kept forever), "
+            f"not {days!r}"
+        )
+    if not 0 <= days <= MAX_RETENTION_DAYS:
+        raise SipConfigError(
+            f"{where}.recording_retention_days: 0 (kept forever) to {MAX_RETENTION_DAYS}, "
+            f"not {days}"
+        )
+    return {"record_calls": record, "recording_retention_days": days}
 
 
 def _network(spec: Mapping[str, Any], where: str, mode: str) -> dict[str, Any]:

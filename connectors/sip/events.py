@@ -49,6 +49,7 @@ class CallEnded:
     manager_id: int | None = None
     voicemail_path: str | None = None
     contact_id: int | None = None
+    recording_path: str | None = None  # an answered call's recording (both sides), a WAV
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,16 +1,16 @@
 """One inbound call on a line: ring the managers in turn, or take a voicemail.
 
 Runs on the SIP thread. The client's leg rings (180) until a manager's leg answers,
-then it is answered and the two are bridged. A leg that rings past the line's timeout
-is cancelled and the next manager is rung; when nobody is left the client hears 486
-(every phone was busy) or 480. A client who hangs up while it rings is a missed call.
+then it is answered and the two are bridged, and recorded (unless the line's
+``record_calls`` is off): both legs feed one WAV recorder in the line's spool folder,
+finished when the call ends. A leg that rings past the line's timeout is cancelled and
+the next manager is rung; when nobody is left the client hears 486 (every phone was
+busy) or 480. A client who hangs up while it rings is a missed call.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import struct
 import time
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +20,8 @@ import pjsua2 as pj
 
 from connectors.sip.events import CallEnded, CallPlan, Target
 from connectors.sip.legs import NOBODY, Leg, LineAccount
+from connectors.sip.recorder import finished_wav as _finished_wav
+from connectors.sip.recorder import spool_file
 from crm_core.enums import CallDisposition, Direction
 
 if TYPE_CHECKING:
@@ -27,8 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _BUSY = {486, 600}
-_CLOSING_SECONDS = 1.0  # how long a voicemail may take to be finished by pjsua
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
+_CLOSING_SECONDS = 1.0  # how long a voicemail or recording may take to be finished by pjsua
 
 
 class InboundCall:
@@ -55,7 +56,7 @@ class InboundCall:
         self.voicemail = False
         self.player: pj.AudioMediaPlayer | None = None
         self.recorder: pj.AudioMediaRecorder | None = None
-        self.recording: Path | None = None
+        self.recording: Path | None = None  # the voicemail's file, or the answered call's
         self.closing_until: float | None = None  # the recorder is closing its file
         self.bridged = False
         self.posted = False
@@ -207,6 +208,26 @@ class InboundCall:
             client_audio.startTransmit(manager_audio)
             manager_audio.startTransmit(client_audio)
             self.bridged = True
+            if self.line.config.record_calls and self.recorder is None:
+                self._start_recording(client_audio, manager_audio)
+
+    def _start_recording(self, *sides: pj.AudioMedia) -> None:
+        """Record the answered call: both legs feed one recorder (the bridge mixes them)."""
+        path = spool_file(self.line.spool, self.call_id, "call-")
+        recorder = pj.AudioMediaRecorder()
+        try:
+            recorder.createRecorder(str(path))
+            for audio in sides:
+                audio.startTransmit(recorder)
+        except pj.Error as exc:
+            log.warning(
+                "SIP line %s: call %s: cannot record: %s",
+                self.line.config.key,
+                self.call_id,
+                exc.info(),
+            )
+            return
+        self.recorder, self.recording = recorder, path
 
     def _start_voicemail(self, audio: pj.AudioMedia) -> None:
         greeting = self.line.config.greeting_wav
@@ -214,7 +235,7 @@ class InboundCall:
             self.player = pj.AudioMediaPlayer()
             self.player.createPlayer(greeting, pj.PJMEDIA_FILE_NO_LOOP)
             self.player.startTransmit(audio)
-        self.recording = self.line.spool / f"{_UNSAFE.sub('_', self.call_id)[:100]}.wav"
+        self.recording = spool_file(self.line.spool, self.call_id)
         self.recorder = pj.AudioMediaRecorder()
         self.recorder.createRecorder(str(self.recording))
         audio.startTransmit(self.recorder)
@@ -231,7 +252,7 @@ class InboundCall:
         self._post()
 
     def post_now(self) -> None:
-        """Post the call if it waits for its voicemail to be finished (the line stops)."""
+        """Post the call if it waits for its recording to be finished (the line stops)."""
         if self.closing_until is not None:
             self.closing_until = 0.0
             self._post()
@@ -251,7 +272,7 @@ class InboundCall:
                 if time.monotonic() < self.closing_until:
                     return  # tick() comes back
                 log.warning(
-                    "SIP line %s: call %s: the voicemail was not finished by pjsua",
+                    "SIP line %s: call %s: the recording was not finished by pjsua",
                     self.line.config.key,
                     self.call_id,
                 )
@@ -271,17 +292,9 @@ class InboundCall:
                 # Who answered; else who it was routed to first (the call back is theirs).
                 manager_id=self.manager_id
                 or (self.targets[0].manager_id if self.targets else None),
-                voicemail_path=str(self.recording) if self.recording else None,
+                voicemail_path=str(self.recording) if self.recording and self.voicemail else None,
+                recording_path=(
+                    str(self.recording) if self.recording and not self.voicemail else None
+                ),
             )
         )
-
-
-def _finished_wav(path: Path) -> bool:
-    """pjsua closed the WAV: its RIFF size is the file's (it is 0 while recording)."""
-    try:
-        with path.open("rb") as file:
-            head = file.read(8)
-        size = path.stat().st_size
-    except OSError:
-        return True  # nothing to wait for
-    return len(head) == 8 and struct.unpack("<I", head[4:8])[0] == size - 8

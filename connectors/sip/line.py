@@ -134,8 +134,7 @@ class Line:
 
     def close(self) -> None:
         for call in self.calls.values():
-            if isinstance(call, InboundCall):
-                call.post_now()  # a voicemail still closing is stored as it is
+            call.post_now()  # a voicemail or recording still closing is stored as it is
             call.release()
         self.calls.clear()
         if self.account is not None:

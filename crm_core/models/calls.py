@@ -32,4 +32,7 @@ class Call(Base):
     duration_seconds: Mapped[int] = mapped_column(Integer, default=0)
     disposition: Mapped[str] = mapped_column(String(16))
     voicemail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # An answered call's recording (its message's attachment too); SQL NULL when there is
+    # none, or once the line's retention removed it (crm_core.recordings).
+    recording: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())

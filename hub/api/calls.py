@@ -96,10 +96,13 @@ async def get_calls(request: web.Request) -> web.Response:
     if page is None:
         raise not_found("contact")
     for item in page["items"]:
-        index = item.pop("voicemail_index")
-        item["voicemail_url"] = (
-            None if index is None else f"/api/v1/messages/{item['message_id']}/attachments/{index}"
-        )
+        for file in ("voicemail", "recording"):
+            index = item.pop(f"{file}_index")
+            item[f"{file}_url"] = (
+                None
+                if index is None
+                else f"/api/v1/messages/{item['message_id']}/attachments/{index}"
+            )
     return web.json_response(page)
 
 

@@ -61,6 +61,12 @@ _CALL = {
         "disposition": {"type": "string", "enum": sorted(DISPOSITIONS)},
         "voicemail": _nullable("object"),
         "voicemail_url": _nullable("string", description="Where the voicemail plays."),
+        "recording": _nullable(
+            "object",
+            description="An answered call's recording (both sides); null when the line "
+            "does not record, or once its recording_retention_days removed it.",
+        ),
+        "recording_url": _nullable("string", description="Where the recording plays."),
         "created_at": {"type": "string", "format": "date-time"},
     },
 }

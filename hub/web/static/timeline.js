@@ -16,7 +16,8 @@ function attachmentList(message) {
     "ul",
     { class: "plain attachments" },
     attachments.map((file) => {
-      const url = localUrl(file.url, "/api/v1/");
+      // A file the hub does not hold (not fetched, or a recording past its retention).
+      const url = file.failure ? null : localUrl(file.url, "/api/v1/");
       const label = [untrusted(file.name, t("message.attachment")), ` (${formatSize(file.size)})`];
       // The file's name in the save dialog is the one the hub sends, made safe there.
       return h(

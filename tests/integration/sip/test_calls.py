@@ -70,11 +70,11 @@ def _routing(tmp_path: Path, members: list[int], open_now: bool) -> Path:
     return path
 
 
-def _speech(folder: Path, seconds: float) -> Path:
-    """``seconds`` of a 440 Hz tone as an 8 kHz mu-law WAV (what SIPp's rtp_stream plays)."""
+def _speech(folder: Path, seconds: float, hertz: int = 440) -> Path:
+    """``seconds`` of a tone as an 8 kHz mu-law WAV (what SIPp's rtp_stream plays)."""
     folder.mkdir(parents=True, exist_ok=True)
     samples = (
-        int(12000 * math.sin(2 * math.pi * 440 * n / 8000)) for n in range(int(8000 * seconds))
+        int(12000 * math.sin(2 * math.pi * hertz * n / 8000)) for n in range(int(8000 * seconds))
     )
     data = bytes(_ulaw(sample) for sample in samples)
     fmt = struct.pack("<HHIIHH", 7, 1, 8000, 8000, 1, 8)  # WAVE_FORMAT_MULAW, mono, 8 bit
