@@ -13,7 +13,10 @@ from crm_core.models.base import Base, Id, UTCDateTime
 
 class Call(Base):
     __tablename__ = "calls"
-    __table_args__ = (Index("ix_calls_contact", "contact_id", "id"),)
+    __table_args__ = (
+        Index("ix_calls_contact", "contact_id", "id"),
+        Index("ix_calls_started_at", "started_at"),  # reports: the calls of a period
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     # ``sip:<Call-ID>`` or ``zadarma:<pbx_call_id>``: a repeat is stored once.

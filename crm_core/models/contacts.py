@@ -46,7 +46,11 @@ class Touch(Base):
     """
 
     __tablename__ = "touches"
-    __table_args__ = (Index("ix_touches_contact_time", "contact_id", "occurred_at"),)
+    __table_args__ = (
+        # a contact's latest touch at a moment (reports' last touch): newest first, by id on ties
+        Index("ix_touches_contact_time", "contact_id", "occurred_at", "id"),
+        Index("ix_touches_occurred_at", "occurred_at"),  # the leads of a period
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     contact_id: Mapped[int] = mapped_column(Id, ForeignKey("contacts.id"))

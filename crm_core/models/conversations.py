@@ -31,6 +31,7 @@ class Conversation(Base):
         Index("ix_conversations_assignee_status", "assignee_id", "status"),
         # The inbox lists conversations by latest activity.
         Index("ix_conversations_last_message_at", "last_message_at"),
+        Index("ix_conversations_opened_at", "opened_at"),  # reports: opened in a period
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

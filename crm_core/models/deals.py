@@ -37,7 +37,12 @@ class Stage(Base):
 
 class Deal(Base):
     __tablename__ = "deals"
-    __table_args__ = (Index("ix_deals_contact_open", "contact_id", "is_open"),)
+    __table_args__ = (
+        Index("ix_deals_contact_open", "contact_id", "is_open"),
+        # reports: the deals closed in a period, a funnel's deals created in one
+        Index("ix_deals_closed_at", "closed_at"),
+        Index("ix_deals_funnel_created", "funnel_id", "created_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     contact_id: Mapped[int] = mapped_column(Id, ForeignKey("contacts.id"))
@@ -76,6 +81,11 @@ class DealStageChange(Base):
 
 class Task(Base):
     __tablename__ = "tasks"
+    __table_args__ = (
+        # reports: call-backs made in a period, tasks done in one
+        Index("ix_tasks_kind_created", "kind", "created_at"),
+        Index("ix_tasks_done_at", "done_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16))

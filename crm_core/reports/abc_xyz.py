@@ -83,7 +83,11 @@ def abc_xyz(
             revenue[item] += value
         if closed_at >= window_start:
             monthly[item][period.month_of(closed_at)] += value
-    since = _client_since(session, options, list(revenue), period) if revenue else {}
+    # the items with revenue in the period, as a subquery rather than a list of thousands
+    earning = won.where(Deal.closed_at >= period.start).with_only_columns(
+        key, maintain_column_froms=True
+    )
+    since = _client_since(session, options, earning, period) if revenue else {}
     classes = abc_classes(dict(revenue))
     steady: dict[Any, XyzResult] = {}
     for item in revenue:
@@ -93,7 +97,7 @@ def abc_xyz(
             [monthly[item].get(m, Decimal(0)) for m in history], x=options.x, y=options.y
         )
     matrix = abc_xyz_matrix(classes, steady, dict(revenue))
-    names = _names(session, options, list(revenue))
+    names = _names(session, options, earning, list(revenue))
     total = sum(revenue.values(), Decimal(0))
     items = []
     for point in pareto_curve(dict(revenue)):  # the order abc_classes ranks by
@@ -131,9 +135,7 @@ def abc_xyz(
     }
 
 
-def _client_since(
-    session: Session, options: Options, items: list[Any], period: Period
-) -> dict[Any, str]:
+def _client_since(session: Session, options: Options, items: Any, period: Period) -> dict[Any, str]:
     """The month each client (their first deal's) or product (its first won deal) began."""
     found: Any
     if options.by == "client":
@@ -153,11 +155,13 @@ def _client_since(
     return {item: period.month_of(first) for item, first in found if first is not None}
 
 
-def _names(session: Session, options: Options, items: list[Any]) -> dict[Any, str | None]:
+def _names(
+    session: Session, options: Options, earning: Any, items: list[Any]
+) -> dict[Any, str | None]:
     if options.by != "client":
         return {item: item for item in items}
     return dict(
-        session.execute(select(Contact.id, Contact.name).where(Contact.id.in_(items))).all()
+        session.execute(select(Contact.id, Contact.name).where(Contact.id.in_(earning))).all()
     )
 
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import and_, select
+from sqlalchemy import and_, func, literal, select, union_all
 from sqlalchemy.orm import Session, aliased
 
 from crm_core.enums import StageKind
@@ -44,30 +44,31 @@ def sources(session: Session, period: Period, filters: Filters, scope: Scope) ->
     counts: dict[tuple[str, str, str], dict[str, Any]] = defaultdict(
         lambda: {"leads": 0, "deals": 0, "won": 0, "revenue": Decimal(0)}
     )
-    leads = select(
-        Touch.channel, Touch.channel_account, Touch.utm_source, Touch.utm_campaign
-    ).where(
-        Touch.occurred_at >= period.start,
-        Touch.occurred_at < period.end,
-        real_contact(Touch.contact_id),
+    door = (Touch.channel, Touch.channel_account, Touch.utm_source, Touch.utm_campaign)
+    leads = (
+        select(*door, func.count())
+        .where(
+            Touch.occurred_at >= period.start,
+            Touch.occurred_at < period.end,
+            real_contact(Touch.contact_id),
+        )
+        .group_by(*door)
     )
     if filters.channel:
         leads = leads.where(Touch.channel == filters.channel)
-    for touch in session.execute(leads):
+    for *touch, many in session.execute(leads):
         for dimension in DIMENSIONS:
             for model in MODELS:  # a lead is its own first and last touch
-                counts[(model, dimension, _key(touch, dimension))]["leads"] += 1
-    created = _deal_touches(session, period, filters, scope, won=False)
-    for first, last, _amount in created:
-        for dimension in DIMENSIONS:
-            counts[("first", dimension, _key(first, dimension))]["deals"] += 1
-            counts[("last", dimension, _key(last, dimension))]["deals"] += 1
-    for first, last, amount in _deal_touches(session, period, filters, scope, won=True):
-        for dimension in DIMENSIONS:
-            for model, touch in (("first", first), ("last", last)):
+                counts[(model, dimension, _key(touch, dimension))]["leads"] += int(many)
+    for won in (False, True):
+        for model, touch, many, amount in _deal_touches(session, period, filters, scope, won=won):
+            for dimension in DIMENSIONS:
                 cell = counts[(model, dimension, _key(touch, dimension))]
-                cell["won"] += 1
-                cell["revenue"] += amount
+                if won:
+                    cell["won"] += many
+                    cell["revenue"] += amount
+                else:
+                    cell["deals"] += many
     out: dict[str, dict[str, list[dict[str, Any]]]] = {
         m: {d: [] for d in DIMENSIONS} for m in MODELS
     }
@@ -80,9 +81,9 @@ def sources(session: Session, period: Period, filters: Filters, scope: Scope) ->
 
 def _deal_touches(
     session: Session, period: Period, filters: Filters, scope: Scope, *, won: bool
-) -> list[tuple[Any, Any, Decimal]]:
-    first = aliased(Touch)
-    last = aliased(Touch)
+) -> list[tuple[str, Any, int, Decimal]]:
+    """The deals created (or won) in the period, counted per first touch and, apart, per
+    last touch, with their amounts summed: (model, touch, deals, amount)."""
     moment = Deal.closed_at if won else Deal.created_at
     latest = (
         select(Touch.id)
@@ -92,37 +93,42 @@ def _deal_touches(
         .correlate(Deal)
         .scalar_subquery()
     )
-    query = (
-        select(
-            first.channel,
-            first.channel_account,
-            first.utm_source,
-            first.utm_campaign,
-            last.channel,
-            last.channel_account,
-            last.utm_source,
-            last.utm_campaign,
-            Deal.amount,
-        )
-        .select_from(Deal)
-        .outerjoin(first, first.id == Deal.source_touch_id)
-        .outerjoin(last, last.id == latest)
-        .where(
-            moment >= period.start,
-            moment < period.end,
-            scope.on(Deal.owner_id),
-            real_contact(Deal.contact_id),
-        )
+    deals = select(Deal.source_touch_id.label("first_id"), Deal.amount).where(
+        moment >= period.start,
+        moment < period.end,
+        scope.on(Deal.owner_id),
+        real_contact(Deal.contact_id),
     )
     if won:
-        query = query.join(
+        deals = deals.join(
             Stage, and_(Stage.id == Deal.stage_id, Stage.kind == StageKind.WON.value)
         )
     if filters.funnel:
-        query = query.join(Funnel, Funnel.id == Deal.funnel_id).where(Funnel.code == filters.funnel)
-    if filters.channel:
-        query = query.where(first.channel == filters.channel)
-    return [(row[0:4], row[4:8], Decimal(row[8] or 0)) for row in session.execute(query).all()]
+        deals = deals.join(Funnel, Funnel.id == Deal.funnel_id).where(Funnel.code == filters.funnel)
+    # The last touch as a column, worked out once per deal in a materialized CTE that both
+    # groupings read (in a join's condition, or pulled up into one, PostgreSQL ran the
+    # subquery twice per deal; a plain subquery per grouping ran it again on SQLite).
+    found = deals.add_columns(latest.label("last_id")).cte("found").prefix_with("MATERIALIZED")
+    groupings = []
+    for model, touch_id in (("first", found.c.first_id), ("last", found.c.last_id)):
+        touch = aliased(Touch)
+        door = (touch.channel, touch.channel_account, touch.utm_source, touch.utm_campaign)
+        query = (
+            select(literal(model), *door, func.count(), func.sum(found.c.amount))
+            .select_from(found)
+            .outerjoin(touch, touch.id == touch_id)
+            .group_by(*door)
+        )
+        if filters.channel:
+            first = aliased(Touch)
+            query = query.join(first, first.id == found.c.first_id).where(
+                first.channel == filters.channel
+            )
+        groupings.append(query)
+    return [
+        (model, door, int(many), Decimal(str(amount or 0)))
+        for model, *door, many, amount in session.execute(union_all(*groupings))
+    ]
 
 
 def tables(report: Mapping[str, Any]) -> list[Table]:

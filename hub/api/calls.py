@@ -113,8 +113,8 @@ def _call_filter(request: web.Request) -> CallFilter:
     last = _date(request, "to")
     if first is not None and last is not None and last < first:
         raise _bad("to", "the period ends before it starts")
-    line = request.query.get("line") or None
-    if line is not None and len(line) > 120:
+    line = request.query.get("line")
+    if line is not None and not 0 < len(line) <= 120:
         raise _bad("line", "a line's key, at most 120 characters")
     return CallFilter(
         contact_id=query_id(request, "contact_id"),
@@ -131,7 +131,7 @@ def _call_filter(request: web.Request) -> CallFilter:
 
 def _date(request: web.Request, name: str) -> date | None:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         day = date.fromisoformat(raw)
@@ -144,7 +144,7 @@ def _date(request: web.Request, name: str) -> date | None:
 
 def _one_of(request: web.Request, name: str, allowed: frozenset[str]) -> str | None:
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     if raw not in allowed:
         raise _bad(name, f"one of {', '.join(sorted(allowed))}")

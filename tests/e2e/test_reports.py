@@ -275,7 +275,7 @@ async def test_editing_a_deal_amount_persists(browser: Browser, hub: Hub, tmp_pa
     assert deal["amount"] == "125000.00"
     assert deal["owner_id"] == hub.managers["boris"]
     assert any(
-        change["field"] == "amount" and change["after"] == "125000"
+        change["field"] == "amount" and change["new"] == "125000"
         for entry in deal["history"]
         for change in (entry["details"] or {}).get("changes", [])
     )

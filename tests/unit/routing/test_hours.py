@@ -162,3 +162,52 @@ def test_half_a_year_is_exact() -> None:
 def test_naive_datetimes_are_refused() -> None:
     with pytest.raises(ValueError, match="aware"):
         OFFICE.working_seconds(datetime(2026, 3, 2, 9, 0), _msk(2026, 3, 2, 10, 0))
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Europe/Moscow", "UTC"])
+def test_the_meter_agrees_with_the_exact_method(zone: str) -> None:
+    # Spans of a few minutes to nine days, starting every 7 h 13 min 17.5 s over a year (so
+    # across both DST changes where the zone has them), against a schedule with split,
+    # overlapping and night intervals and two holidays; start in UTC and in the zone itself.
+    intervals = ((time(0, 30), time(3, 30)), (time(9), time(13)), (time(12), time(18)))
+    weekly = {0: intervals, 1: intervals, 2: ((time(22), time(23, 45)),), 4: intervals}
+    hours = WorkingHours(zone, weekly, holidays=frozenset({date(2026, 3, 30), date(2026, 11, 2)}))
+    meter = hours.meter()
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    step = timedelta(hours=7, minutes=13, seconds=17, microseconds=500000)
+    lengths = [timedelta(minutes=7), timedelta(hours=5), timedelta(hours=30), timedelta(days=9)]
+    for n in range(1200):
+        at = start + n * step
+        for length in lengths:
+            for begin in (at, at.astimezone(ZoneInfo(zone))):
+                want = hours.exact_working_seconds(begin, begin + length)
+                assert meter.working_seconds(begin, begin + length) == want, (begin, length)
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Europe/Moscow"])
+def test_working_micros_agrees_with_the_exact_method(zone: str) -> None:
+    # the same spans as above, given as microseconds since the Unix epoch
+    intervals = ((time(0, 30), time(3, 30)), (time(9), time(13)), (time(12), time(18)))
+    weekly = {0: intervals, 1: intervals, 2: ((time(22), time(23, 45)),), 4: intervals}
+    hours = WorkingHours(zone, weekly, holidays=frozenset({date(2026, 3, 30), date(2026, 11, 2)}))
+    meter = hours.meter()
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    step = timedelta(hours=7, minutes=13, seconds=17, microseconds=500001)
+    lengths = [timedelta(minutes=7), timedelta(hours=5), timedelta(hours=30), timedelta(days=9)]
+    tick = timedelta(microseconds=1)
+    spans, wanted = [], []
+    for n in range(1200):
+        at = start + n * step
+        for length in lengths:
+            want = hours.exact_working_seconds(at, at + length)
+            span = ((at - epoch) // tick, (at + length - epoch) // tick)
+            assert meter.working_micros(*span) / 1_000_000 == want, (at, length)
+            spans.append(span)
+            wanted.append(want)
+    # in one go, with a fresh meter (nothing learnt yet) and a warm one
+    for each in (hours.meter(), meter):
+        assert [m / 1_000_000 for m in each.working_micros_each(spans)] == wanted
+    assert meter.working_micros_each([(10, 5), (5, 5)]) == [0, 0]
+    assert meter.working_micros(10, 5) == 0
+    assert WorkingHours(always=True).meter().working_micros(5, 10) == 5
