@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from crm_core.models.base import Base, Id, UTCDateTime
@@ -54,6 +54,16 @@ class Message(Base):
     __table_args__ = (
         # The natural idempotency key (DESIGN.md rule 2).
         UniqueConstraint("channel_account_id", "direction", "external_id"),
+        # Managers' replies by time, for the activity report: partial, so that the clients'
+        # messages (the ingest's hot path) never write to it.
+        Index(
+            "ix_messages_manager_replies",
+            "created_at",
+            "author_manager_id",
+            "channel_account_id",
+            sqlite_where=text("author_manager_id IS NOT NULL"),
+            postgresql_where=text("author_manager_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -1,6 +1,6 @@
 """report indexes: the periods the reports read (by when a deal closed or was created, a
 conversation opened, a touch occurred, a task was made or done, a call started), and a
-contact's touches in (time, id) order for the last-touch lookup
+contact's touches in (time, id) order for the last-touch lookup; managers' replies by time
 
 Revision ID: 0013_report_indexes
 Revises: 0012_call_recordings
@@ -9,6 +9,7 @@ Create Date: 2026-12-01 20:50:00
 
 from __future__ import annotations
 
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0013_report_indexes"
@@ -27,9 +28,21 @@ INDEXES = (
 )
 
 
+PARTIAL = "author_manager_id IS NOT NULL"
+
+
 def upgrade() -> None:
     for table, name, columns in INDEXES:
         op.create_index(name, table, columns, unique=False)
+    # managers' replies by time (partial: the clients' messages never write to it)
+    op.create_index(
+        "ix_messages_manager_replies",
+        "messages",
+        ["created_at", "author_manager_id", "channel_account_id"],
+        unique=False,
+        sqlite_where=sa.text(PARTIAL),
+        postgresql_where=sa.text(PARTIAL),
+    )
     # the latest touch at a moment: ORDER BY occurred_at DESC, id DESC LIMIT 1 from the index
     op.drop_index("ix_touches_contact_time", table_name="touches")
     op.create_index(
@@ -38,6 +51,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_manager_replies", table_name="messages")
     op.drop_index("ix_touches_contact_time", table_name="touches")
     op.create_index(
         "ix_touches_contact_time", "touches", ["contact_id", "occurred_at"], unique=False
