@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+
+log = logging.getLogger(__name__)
 
 
 async def cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:
@@ -15,3 +18,22 @@ async def cancel_all(tasks: Iterable[asyncio.Task[None]]) -> None:
     for task in pending:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def poll_forever(
+    what: str,
+    once: Callable[[], Awaitable[int]],
+    seconds: float,
+    on_done: Callable[[], None] = lambda: None,
+) -> None:
+    """Run ``once`` every ``seconds``; when it did something (a count above 0), call
+    ``on_done`` (the relay's wake-up). A failed pass is logged and tried again next time."""
+    while True:
+        try:
+            if await once():
+                on_done()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("%s: the pass failed; retrying", what)
+        await asyncio.sleep(seconds)

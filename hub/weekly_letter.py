@@ -42,7 +42,7 @@ from crm_core.weekly_letter import (
     heads_without_letter,
     queue_letters,
 )
-from hub.background import cancel_all
+from hub.background import cancel_all, poll_forever
 from hub.email import EMAIL
 from hub.keys import CLOCK, DATABASE, RELAY, ROUTING, SETTINGS
 from hub.letter_words import compose
@@ -203,15 +203,7 @@ class WeeklyLetters:
         self._on_queued = on_queued  # the relay's wake-up
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                if await self.run_once():
-                    self._on_queued()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("weekly letter: the pass failed; retrying")
-            await asyncio.sleep(self._poll)
+        await poll_forever("weekly letter", self.run_once, self._poll, self._on_queued)
 
     async def run_once(self) -> int:
         """Queue what is due now; returns how many letters were queued."""

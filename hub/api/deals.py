@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from aiohttp import web
@@ -35,15 +36,11 @@ class StageMove(BaseModel):
 async def post_deal_stage(request: web.Request) -> web.Response:
     deal_id = path_id(request)
     move = await parse_body(request, StageMove)
-    viewer = request[VIEWER]
-    clock = request.app[CLOCK]
     automation = request.app[ROUTING].automation
-
-    def work(session: Session) -> queries.Row:
-        if not sees_deal(session, viewer, deal_id):
-            raise LookupError(f"deal {deal_id} not found")
-        journal = Journal(viewer.actor, clock.now())
-        move_deal(
+    return await _change_deal(
+        request,
+        deal_id,
+        lambda session, journal: move_deal(
             session,
             deal_id,
             move.stage,
@@ -51,7 +48,23 @@ async def post_deal_stage(request: web.Request) -> web.Response:
             lost_reason=move.lost_reason,
             amount=move.amount,
             on_enter=automation.on_enter,
-        )
+        ),
+    )
+
+
+async def _change_deal(
+    request: web.Request, deal_id: int, change: Callable[[Session, Journal], object]
+) -> web.Response:
+    """Make ``change`` to a deal the viewer may see, in one transaction; the deal after it
+    (404 for one they may not see, 409 for a move the funnel refuses, 400 for a bad value)."""
+    viewer = request[VIEWER]
+    clock = request.app[CLOCK]
+
+    def work(session: Session) -> queries.Row:
+        if not sees_deal(session, viewer, deal_id):
+            raise LookupError(f"deal {deal_id} not found")
+        journal = Journal(viewer.actor, clock.now())
+        change(session, journal)
         journal.flush(session)
         detail = queries.deal_detail(session, viewer, deal_id)
         assert detail is not None
@@ -61,6 +74,8 @@ async def post_deal_stage(request: web.Request) -> web.Response:
         detail = await request.app[DATABASE].write(work)
     except LookupError:
         raise not_found("deal") from None
+    except DealFieldError as exc:
+        raise field_error(exc.field, exc.problem) from None
     except DealError as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     request.app[RELAY].wake()
@@ -89,27 +104,12 @@ async def patch_deal(request: web.Request) -> web.Response:
     viewer = request[VIEWER]
     if "owner_id" in changes and not viewer.can_reassign:
         raise ApiError(403, "forbidden", "only the head of sales or an admin hands deals over")
-    clock = request.app[CLOCK]
     products = request.app[SETTINGS].products
-
-    def work(session: Session) -> queries.Row:
-        if not sees_deal(session, viewer, deal_id):
-            raise LookupError(f"deal {deal_id} not found")
-        journal = Journal(viewer.actor, clock.now())
-        edit_deal(session, deal_id, changes, journal, products=products)
-        journal.flush(session)
-        detail = queries.deal_detail(session, viewer, deal_id)
-        assert detail is not None
-        return detail
-
-    try:
-        detail = await request.app[DATABASE].write(work)
-    except LookupError:
-        raise not_found("deal") from None
-    except DealFieldError as exc:
-        raise field_error(exc.field, exc.problem) from None
-    request.app[RELAY].wake()
-    return web.json_response(detail)
+    return await _change_deal(
+        request,
+        deal_id,
+        lambda session, journal: edit_deal(session, deal_id, changes, journal, products=products),
+    )
 
 
 @routes.get("/api/v1/products")

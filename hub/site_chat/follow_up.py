@@ -25,7 +25,7 @@ from crm_core.db import Database
 from crm_core.enums import Channel
 from crm_core.journal import Journal
 from crm_core.site_visitors import FollowUp
-from hub.background import cancel_all
+from hub.background import cancel_all, poll_forever
 from hub.keys import CLOCK, DATABASE, RELAY
 from hub.site_chat import SITE_CHAT
 
@@ -68,15 +68,7 @@ class FollowUps:
         self._on_queued = on_queued  # the relay's wake-up
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                if await self.run_once():
-                    self._on_queued()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("site chat: the mail follow-up pass failed; retrying")
-            await asyncio.sleep(self._poll)
+        await poll_forever("site chat mail follow-up", self.run_once, self._poll, self._on_queued)
 
     async def run_once(self) -> int:
         """Mail what is due; returns how many mails were queued."""
