@@ -10,7 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from playwright.async_api import Browser, expect
+from playwright.async_api import Browser, Locator, expect
+from playwright.async_api import Error as PlaywrightError
 
 from crm_core.contracts import Attachment, IdentityRef, InboundMessage
 from crm_core.enums import Channel, IdentityKind
@@ -98,12 +99,23 @@ async def test_client_content_is_inert(browser: Browser, hub: Hub) -> None:
 
     # Nothing ran: not in the page, not in the frame; no dialog opened.
     assert await page.evaluate("typeof window.__pwned") == "undefined"
-    frame_handle = await (await frame.element_handle()).content_frame()
-    assert frame_handle is not None
-    assert await frame_handle.evaluate("typeof window.__pwned") == "undefined"
+    # (the frame may be drawn anew by a live update meanwhile: ask the current one)
+    inside = page.frame_locator("#timeline iframe.email-html").locator("body")
+    assert await _settled(inside, "() => typeof window.__pwned") == "undefined"
     assert dialogs == []
     assert errors == []
     await page.context.close()
+
+
+async def _settled(locator: Locator, script: str) -> object:
+    """``script`` in the element's frame, again if the frame was replaced while it ran."""
+    for attempt in range(5):
+        try:
+            return await locator.evaluate(script)
+        except PlaywrightError as exc:
+            if "detached" not in str(exc) or attempt == 4:
+                raise
+    raise AssertionError("unreachable")
 
 
 RLO = "\u202e"
