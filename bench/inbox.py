@@ -19,7 +19,7 @@ from pathlib import Path
 
 import aiohttp
 
-from bench.processes import OMNIHUB, free_port, omnihub, percentile, stop, wait_ready
+from bench.processes import OMNIHUB, free_port, load, omnihub, percentile, stop, wait_ready
 
 MANAGERS = 5
 
@@ -66,25 +66,6 @@ async def _seed(base: str, token: str, clients: int, concurrency: int) -> float:
     return clients / (time.perf_counter() - started)
 
 
-async def _load(url: str, token: str | None, seconds: float, concurrency: int) -> list[float]:
-    latencies: list[float] = []
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    deadline = time.perf_counter() + seconds
-
-    async def worker(session: aiohttp.ClientSession) -> None:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            async with session.get(url, headers=headers) as response:
-                await response.read()
-                if response.status != 200:
-                    raise RuntimeError(f"{url} answered {response.status}")
-            latencies.append(time.perf_counter() - started)
-
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
-        await asyncio.gather(*(worker(s) for _ in range(concurrency)))
-    return sorted(latencies)
-
-
 async def _contact_of(base: str, token: str) -> int:
     headers = {"Authorization": f"Bearer {token}"}
     url = f"{base}/api/v1/inbox?view=mine&limit=1"
@@ -122,7 +103,7 @@ def main() -> int:
             baseline = 0.0
             for label, path, who in cases:
                 token = tokens[who] if who else None
-                ordered = asyncio.run(_load(base + path, token, args.seconds, args.concurrency))
+                ordered = asyncio.run(load([base + path], token, args.seconds, args.concurrency))
                 per_second = len(ordered) / args.seconds
                 baseline = baseline or per_second
                 ratio = per_second / baseline

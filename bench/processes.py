@@ -60,3 +60,27 @@ def omnihub(env: dict[str, str], *args: str) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stderr}")
     return done.stdout
+
+
+async def load(urls: list[str], token: str | None, seconds: float, concurrency: int) -> list[float]:
+    """GET ``urls`` in turn from ``concurrency`` clients for ``seconds``: the latencies,
+    sorted. A status other than 200 stops the run."""
+    latencies: list[float] = []
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    deadline = time.perf_counter() + seconds
+
+    async def worker(session: aiohttp.ClientSession, first: int) -> None:
+        n = first
+        while time.perf_counter() < deadline:
+            url = urls[n % len(urls)]
+            n += 1
+            started = time.perf_counter()
+            async with session.get(url, headers=headers) as response:
+                await response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"{url} answered {response.status}")
+            latencies.append(time.perf_counter() - started)
+
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=concurrency)) as s:
+        await asyncio.gather(*(worker(s, n) for n in range(concurrency)))
+    return sorted(latencies)

@@ -2,7 +2,8 @@
 
 Seeds a year of a sales department straight into a fresh database, in bulk (raw SQL
 ``executemany`` in one transaction per table on SQLite, ``COPY`` on PostgreSQL): 20
-managers in two teams, ~80,000 contacts, 300,000 conversations (a touch each, with UTM
+managers in two teams, ~80,000 contacts (a phone each, an email every other), 300,000
+conversations (a touch each, with UTM
 tags where the door has them), 1,000,000 messages, 100,000 deals in the consultation
 funnel with their stage histories (most still open, some won with amounts and products,
 some lost with reasons), calls on the phone line and call-back tasks for the missed
@@ -180,6 +181,12 @@ def build(sizes: Sizes, window: Window, stages: Sequence[int], funnel_id: int) -
             (n, f"Client {n}", f"Company {n % 9000}" if b2b else None, "B2B" if b2b else "B2C",
              rng.random() < 0.003, created, created)
         )  # fmt: skip
+    # a mobile number each (E.164, as the ingest stores it), an address for every other one
+    identity_rows = Rows("contact_identities", ("id", "contact_id", "kind", "value", "created_at"))
+    for n, person in enumerate(contact_rows.rows, start=1):
+        identity_rows.rows.append((2 * n - 1, n, "phone", f"+7916{n:07d}", person[5]))
+        if n % 2 == 0:
+            identity_rows.rows.append((2 * n, n, "email", f"client{n}@example.test", person[5]))
 
     # conversations, a touch each (every new conversation is an arrival through a door)
     conversation_rows = Rows(
@@ -365,6 +372,7 @@ def build(sizes: Sizes, window: Window, stages: Sequence[int], funnel_id: int) -
         manager_rows,
         account_rows,
         contact_rows,
+        identity_rows,
         touch_rows,
         conversation_rows,
         message_rows,
@@ -568,15 +576,19 @@ async def profile_cases(
             print(f"  profile of {case.label}: {out}")
 
 
-def run_database(
-    label: str,
-    url: str,
-    tmp: Path,
-    sizes: Sizes,
-    window: Window,
-    args: argparse.Namespace,
-    cache: dict[str, Any],
-) -> list[Case]:
+@dataclass(frozen=True)
+class Prepared:
+    """A seeded database and how to run a hub on it."""
+
+    config: Path
+    env: dict[str, str]
+    token: str  # the head of sales' API token
+
+
+def prepare(
+    label: str, url: str, tmp: Path, sizes: Sizes, window: Window, cache: dict[str, Any]
+) -> Prepared:
+    """Migrate ``url``, seed it in bulk (the rows built once per run), add a head of sales."""
     print(f"\n== {label}: {url}", flush=True)
     config = tmp / f"{label}.toml"
     routing = tmp / "routing.yaml"
@@ -608,6 +620,20 @@ def run_database(
         env, "--config", str(config), "create-token", "--name", "reports",
         "--manager-email", HEAD_EMAIL,
     ).strip().splitlines()[-1]  # fmt: skip
+    return Prepared(config, env, token)
+
+
+def run_database(
+    label: str,
+    url: str,
+    tmp: Path,
+    sizes: Sizes,
+    window: Window,
+    args: argparse.Namespace,
+    cache: dict[str, Any],
+) -> list[Case]:
+    prepared = prepare(label, url, tmp, sizes, window, cache)
+    config, env, token = prepared.config, prepared.env, prepared.token
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     cases = cases_of(window)

@@ -139,6 +139,9 @@ class InboundMessage:
     identities: tuple[IdentityRef, ...]
     occurred_at: datetime
     display_name: str | None = None
+    # the client's public name in the channel (a Telegram @username), kept on the first
+    # identity for search; never an identity itself (a handle changes hands)
+    handle: str | None = None
     company: str | None = None
     segment: Segment | None = None
     text: str = ""

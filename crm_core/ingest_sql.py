@@ -57,6 +57,7 @@ def known_identities(count: int) -> Prepared:
             t.contacts.c.company,
             t.contacts.c.segment,
             t.identities.c.unreachable_at.is_not(None),
+            t.identities.c.handle,
         )
         .join(t.contacts, t.contacts.c.id == t.identities.c.contact_id)
         .where(or_(*pairs))
@@ -153,6 +154,11 @@ REACHABLE_AGAIN = Prepared(
     update(t.identities)
     .where(t.identities.c.kind == bindparam("kind"), t.identities.c.value == bindparam("value"))
     .values(unreachable_at=None, unreachable_reason=None)
+)
+SET_HANDLE = Prepared(
+    update(t.identities)
+    .where(t.identities.c.kind == bindparam("kind"), t.identities.c.value == bindparam("value"))
+    .values(handle=bindparam("handle", type_=t.identities.c.handle.type))
 )
 INSERT_CONTACT = _insert(t.contacts)
 INSERT_IDENTITY = _insert(t.identities, returning_id=False)

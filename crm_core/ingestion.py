@@ -213,6 +213,8 @@ class Ingestion:
         if not self.identities:  # a call from a withheld number: a record of its own
             return self._new_contact(), True, ()
         lookup = q.known_identities(len(self.identities))
+        handle = self.message.handle.lower()[:64] if self.message.handle else None
+        own = (self.identities[0].kind.value, self.identities[0].value)  # the channel's own
         params: dict[str, str] = {}
         for n, identity in enumerate(self.identities):
             params[f"kind{n}"] = identity.kind.value
@@ -221,6 +223,8 @@ class Ingestion:
         for row in known:
             if row[7]:  # the client wrote again: reachable again
                 q.REACHABLE_AGAIN.execute(self.raw, {"kind": row[0], "value": row[1]})
+            if handle is not None and (row[0], row[1]) == own and row[8] != handle:
+                q.SET_HANDLE.execute(self.raw, {"kind": row[0], "value": row[1], "handle": handle})
         have = {(r[0], r[1]) for r in known}
         merged: list[int] = []
         if known:
@@ -248,6 +252,7 @@ class Ingestion:
                 "created_at": self.now,
                 "unreachable_at": None,
                 "unreachable_reason": None,
+                "handle": handle if (i.kind.value, i.value) == own else None,
             }
             for i in self.identities
             if (i.kind.value, i.value) not in have

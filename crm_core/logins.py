@@ -7,6 +7,7 @@ CSRF token, which the inbox sends back in a header on every change it makes.
 
 from __future__ import annotations
 
+import functools
 import secrets
 import unicodedata
 from dataclasses import dataclass
@@ -24,8 +25,15 @@ from crm_core.models import Manager, ManagerSession
 from crm_core.people import set_password, token_digest
 
 _hasher = PasswordHasher()
-# Checked when the email is unknown, so that a wrong email costs as long as a wrong password.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked when the email is unknown, so that a wrong email costs as long as a wrong
+    password. Made on the first check, not at import (an argon2 hash costs a good part of a
+    second on a busy machine, and every CLI command would pay it); each check asks for it
+    before it looks at the email, so the first check costs the same either way."""
+    return _hasher.hash(secrets.token_urlsafe(16))
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,10 +57,11 @@ def login_key(email: str) -> str:
 def check_password(session: Session, address: str, password: str) -> int | None:
     """The id of the active manager with this address (a :func:`login_key`) and password,
     or None (the same argon2 cost either way). Read-only: run it off the writer."""
+    dummy = _dummy_hash()
     manager = session.scalar(select(Manager).where(Manager.email == address)) if address else None
     stored = manager.password_hash if manager is not None else None
     try:
-        _hasher.verify(stored or _DUMMY_HASH, password)
+        _hasher.verify(stored or dummy, password)
     except (VerificationError, InvalidHashError):
         return None
     if manager is None or stored is None or not manager.active:
@@ -70,11 +79,12 @@ class PasswordCheck:
 
 def check_own_password(session: Session, manager_id: int, password: str) -> PasswordCheck:
     """Whether ``password`` is the manager's (the same argon2 cost either way). Read-only."""
+    dummy = _dummy_hash()
     row = session.execute(
         select(Manager.email, Manager.password_hash).where(Manager.id == manager_id)
     ).one()
     try:
-        _hasher.verify(row.password_hash or _DUMMY_HASH, password)
+        _hasher.verify(row.password_hash or dummy, password)
     except (VerificationError, InvalidHashError):
         return PasswordCheck(row.email, None)
     return PasswordCheck(row.email, row.password_hash)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from alembic import command
 from alembic.config import Config
 
 from crm_core.db import async_url, sync_url
+
+if TYPE_CHECKING:
+    from sqlalchemy import Connection
 
 _SCRIPTS = Path(__file__).with_name("migrations")
 
@@ -28,3 +32,18 @@ def upgrade(database_url: str, revision: str = "heads") -> None:
 
 def downgrade(database_url: str, revision: str) -> None:
     command.downgrade(alembic_config(database_url), revision)
+
+
+def schema_diff(connection: Connection) -> list[Any]:
+    """What differs between the database's schema and the models (Alembic's comparison,
+    types included), the search index's own objects left out."""
+    from alembic.autogenerate import compare_metadata  # the tests' tool: not at every start
+    from alembic.migration import MigrationContext
+
+    from crm_core.models import Base
+    from crm_core.search_words import in_models
+
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": True, "include_name": in_models}
+    )
+    return list(compare_metadata(context, Base.metadata))

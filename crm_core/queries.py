@@ -18,6 +18,7 @@ from crm_core.access import (
     deal_scope,
     task_scope,
 )
+from crm_core.list_filters import EVERY_CONTACT, EVERY_DEAL, ContactFilter, DealFilter
 from crm_core.models import (
     AuditEntry,
     Base,
@@ -82,8 +83,16 @@ def _page(
     return rows, (rows[-1].id if more and rows else None)
 
 
-def contacts_page(session: Session, viewer: Viewer, after: int, limit: int) -> Page:
-    query = select(Contact).where(Contact.merged_into_id.is_(None), contact_scope(viewer))
+def contacts_page(
+    session: Session,
+    viewer: Viewer,
+    after: int,
+    limit: int,
+    wanted: ContactFilter = EVERY_CONTACT,
+) -> Page:
+    query = select(Contact).where(
+        Contact.merged_into_id.is_(None), contact_scope(viewer), *wanted.conditions()
+    )
     contacts, next_after = _page(session, query, Contact, after, limit)
     identities = _identities_of(session, [c.id for c in contacts])
     items = [{**plain(c), "identities": identities[c.id]} for c in contacts]
@@ -200,8 +209,9 @@ def deals_page(
     funnel: str | None = None,
     stage: str | None = None,
     contact_id: int | None = None,
+    wanted: DealFilter = EVERY_DEAL,
 ) -> Page:
-    query = select(Deal).where(deal_scope(viewer))
+    query = select(Deal).where(deal_scope(viewer), *wanted.conditions())
     if funnel is not None or stage is not None:
         query = query.join(Funnel, Funnel.id == Deal.funnel_id).join(
             Stage, Stage.id == Deal.stage_id

@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from aiohttp import web
@@ -37,6 +38,7 @@ from hub.api import (
     reads,
     replies,
     reports,
+    search,
     session,
     tasks,
 )
@@ -44,7 +46,6 @@ from hub.api import routing as routing_api
 from hub.api.auth import auth_middleware
 from hub.api.errors import body_limit_middleware, error_middleware, parameter_text_middleware
 from hub.background import cancel_all
-from hub.broadcast import LiveBroadcast
 from hub.files import FILES, FileStores
 from hub.keys import (
     CLOCK,
@@ -58,7 +59,6 @@ from hub.keys import (
     SETTINGS,
     TOKENS,
 )
-from hub.relay_wake import RelayWake
 from hub.roles import ROLE, ProcessRole
 from hub.routing_follow import RoutingFollower
 from hub.routing_setup import load_routing
@@ -69,6 +69,11 @@ from hub.shared_state import install as install_shared_state
 from hub.signals import SIGNALS, Signals
 from hub.tokens import TokenCache
 from hub.web import pages
+
+if TYPE_CHECKING:
+    # asyncpg, their driver, is imported only by a hub on PostgreSQL (see _services)
+    from hub.broadcast import LiveBroadcast
+    from hub.relay_wake import RelayWake
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +135,7 @@ def create_app(
         app.router.add_routes(parked.routes)
         app.router.add_routes(channels.routes)
         app.router.add_routes(reports.routes)
+        app.router.add_routes(search.routes)
     if "telegram" in settings.channels:
         # aiogram takes seconds to import: only a hub with bots (not every CLI command,
         # nor a hub without Telegram) pays for it.
@@ -159,7 +165,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     db = Database(settings.database_url)
     events = EventBus()
     # PostgreSQL: the relay announces events to every process's bus (hub/broadcast.py).
-    broadcast = None if db.is_sqlite else LiveBroadcast(settings.database_url, events)
+    broadcast: LiveBroadcast | None = None
+    if not db.is_sqlite:
+        from hub.broadcast import LiveBroadcast
+
+        broadcast = LiveBroadcast(settings.database_url, events)
     senders = app[SENDERS]
     handlers: dict[str, OutboxHandler] = {
         EVENTS_TOPIC: nothing,
@@ -207,7 +217,11 @@ async def _services(app: web.Application) -> AsyncIterator[None]:
     app[TOKENS] = TokenCache(db, settings.token_cache_seconds, app.get(TOKEN_GENERATION))
     log.info("database: %s (%s)", db.dialect, "embedded" if db.is_sqlite else "server")
     # PostgreSQL: a commit in one process wakes the relays of all (hub/relay_wake.py).
-    waker = None if db.is_sqlite else RelayWake(settings.database_url, relay.wake_here)
+    waker: RelayWake | None = None
+    if not db.is_sqlite:
+        from hub.relay_wake import RelayWake
+
+        waker = RelayWake(settings.database_url, relay.wake_here)
     if waker is not None:
         relay.tell_others = waker.tell_others
         await waker.start()

@@ -22,13 +22,11 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from connectors.email.config import MailboxConfig, MailboxConfigError, parse_mailboxes
-from connectors.email.intake import MailIntake
-from connectors.email.reader import MailboxReader
-from connectors.email.sender import EmailSender
 from connectors.store import FileStore
 from crm_core.enums import Channel
 from crm_core.poisoned import PoisonedItems
@@ -39,6 +37,9 @@ from hub.keys import CLOCK, DATABASE, INGEST, SENDERS, SETTINGS
 from hub.leases import run_leased
 from hub.roles import runs_background
 from hub.settings import SettingsError
+
+if TYPE_CHECKING:
+    from connectors.email.reader import MailboxReader
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +73,11 @@ def install(app: web.Application) -> None:
 
 
 async def _run(app: web.Application) -> AsyncIterator[None]:
+    # aioimaplib and aiosmtplib: only a hub with mailboxes imports them
+    from connectors.email.intake import MailIntake
+    from connectors.email.reader import MailboxReader
+    from connectors.email.sender import EmailSender
+
     channel = app[EMAIL]
     clock = app[CLOCK]
     app[SENDERS][Channel.EMAIL] = EmailSender(

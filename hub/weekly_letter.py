@@ -29,7 +29,6 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from connectors.email.config import MailboxConfig
-from connectors.email.sender import deliver
 from crm_core.clock import Clock
 from crm_core.contracts import PermanentSendError
 from crm_core.db import Database
@@ -163,6 +162,8 @@ class LetterMail:
     async def __call__(self, item: OutboxItem) -> None:
         if self._config is None:
             raise Expired("the weekly letter is off (weekly_letter_mailbox is empty)")
+        from connectors.email.sender import deliver  # aiosmtplib: only when a letter goes
+
         mailbox = self._config.mailbox
         try:
             await deliver(

@@ -82,6 +82,7 @@ def _new(message: Message, update_id: int, bot: BotConfig) -> NewMessage | None:
         identities=tuple(identities),
         occurred_at=_aware(message.date),
         display_name=name,
+        handle=sender.username,
         text=text,
         raw_ref=f"update:{update_id}",
     )

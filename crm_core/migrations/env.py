@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from crm_core.models import Base
+from crm_core.search_words import in_models
 
 target_metadata = Base.metadata
 MIGRATION_LOCK_KEY = 0x6F6D6E6968756201  # pg_advisory_lock key: "omnihub" + 1, fixed forever
@@ -38,6 +39,7 @@ def _migrate(connection: Any) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=in_models,  # autogenerate leaves the search index (0014) alone
     )
     with context.begin_transaction():
         context.run_migrations()

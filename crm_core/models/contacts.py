@@ -28,12 +28,18 @@ class Contact(Base):
 
 class ContactIdentity(Base):
     __tablename__ = "contact_identities"
-    __table_args__ = (UniqueConstraint("kind", "value"),)
+    __table_args__ = (
+        UniqueConstraint("kind", "value"),
+        Index("ix_contact_identities_handle", "kind", "handle"),  # search by @username
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     contact_id: Mapped[int] = mapped_column(Id, ForeignKey("contacts.id"), index=True)
     kind: Mapped[str] = mapped_column(String(24))
     value: Mapped[str] = mapped_column(String(320))
+    # the client's public name in the channel as they last wrote under it (a Telegram
+    # @username, lower-cased): found by search, never an identity (a handle changes hands)
+    handle: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     unreachable_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     unreachable_reason: Mapped[str | None] = mapped_column(String(500))

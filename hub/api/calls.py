@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from functools import partial
 
 from aiohttp import web
@@ -20,13 +19,14 @@ from hub.api.auth import VIEWER
 from hub.api.bodies import parse_body
 from hub.api.errors import ApiError, not_found
 from hub.api.ids import Id, query_id
+from hub.api.query_params import bad_query as _bad
+from hub.api.query_params import query_day as _date
 from hub.api.reads import _paging
 from hub.keys import DATABASE, SETTINGS
 from hub.sip import SIP
 
 routes = web.RouteTableDef()
 DIRECTIONS = frozenset(d.value for d in (Direction.INBOUND, Direction.OUTBOUND))
-EARLIEST, LATEST = date(1970, 1, 1), date(9998, 12, 31)  # a day's bounds stay datetimes
 
 
 class NewCall(BaseModel):
@@ -129,19 +129,6 @@ def _call_filter(request: web.Request) -> CallFilter:
     )
 
 
-def _date(request: web.Request, name: str) -> date | None:
-    raw = request.query.get(name)
-    if raw is None:
-        return None
-    try:
-        day = date.fromisoformat(raw)
-    except ValueError:
-        raise _bad(name, "a date like 2026-03-01") from None
-    if not EARLIEST <= day <= LATEST:
-        raise _bad(name, f"a date from {EARLIEST} to {LATEST}")
-    return day
-
-
 def _one_of(request: web.Request, name: str, allowed: frozenset[str]) -> str | None:
     raw = request.query.get(name)
     if raw is None:
@@ -149,9 +136,3 @@ def _one_of(request: web.Request, name: str, allowed: frozenset[str]) -> str | N
     if raw not in allowed:
         raise _bad(name, f"one of {', '.join(sorted(allowed))}")
     return raw
-
-
-def _bad(name: str, problem: str) -> ApiError:
-    return ApiError(
-        400, "invalid_query", f"{name}: {problem}", errors=[{"field": name, "message": problem}]
-    )

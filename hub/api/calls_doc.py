@@ -6,26 +6,11 @@ from typing import Any
 
 from crm_core.call_log import DISPOSITIONS, MISSED
 from hub.api.calls import DIRECTIONS, NewCall
+from hub.api.doc_parts import json_content as _json
+from hub.api.doc_parts import query_param as _query
 from hub.api.ids import cursor_schema, id_schema, nullable_id_schema
 
 _REF = "#/components/schemas/{model}"
-
-
-def _json(schema: str, description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-    }
-
-
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
 
 
 def _nullable(kind: str, **extra: Any) -> dict[str, Any]:

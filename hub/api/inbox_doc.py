@@ -6,6 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from hub.api.conversations import Assignment, Note, TypingState
+from hub.api.doc_parts import json_content as _json
+from hub.api.doc_parts import query_param as _query
 from hub.api.ids import id_schema
 from hub.api.people import ManagerPatch, NewManager, TeamPatch
 from hub.api.session import Login, Preferences
@@ -17,13 +19,6 @@ _ID = {
     "required": True,
     "schema": id_schema(),
 }
-
-
-def _json(schema: str, description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": _REF.format(model=schema)}}},
-    }
 
 
 _ERRORS = {
@@ -50,10 +45,6 @@ def _action(summary: str, body: str | None = None, status: str = "200") -> dict[
     if body is not None:
         operation["requestBody"] = _body(body)
     return operation
-
-
-def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "schema": schema}
 
 
 def schemas() -> dict[str, Any]:

@@ -12,13 +12,17 @@ from hub.api import (
     channels,
     hooks_rejected,
     inbox_doc,
+    lists_doc,
     parked,
     people,
     reports_doc,
+    search_doc,
     webhooks_doc,
 )
 from hub.api.auth import ADMIN_PATHS, PUBLIC, SAFE_METHODS
 from hub.api.deals import DealPatch, StageMove
+from hub.api.doc_parts import json_content as _json
+from hub.api.doc_parts import query_param as _query
 from hub.api.ids import cursor_schema, id_schema, nullable_id_schema
 from hub.api.inbound_schema import InboundBody
 from hub.api.replies import Reply
@@ -27,13 +31,6 @@ from hub.api.tasks import NewTask, TaskPatch
 routes = web.RouteTableDef()
 OPENAPI_PATH = "/api/v1/openapi.json"
 _REF = "#/components/schemas/{model}"
-
-
-def _json(schema_ref: str, description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
-    }
 
 
 _ERRORS = {
@@ -55,10 +52,6 @@ _ID = {
     "required": True,
     "schema": id_schema(),
 }
-
-
-def _query(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"name": name, "in": "query", "schema": schema}
 
 
 def _list(summary: str, extra: list[dict[str, Any]]) -> dict[str, Any]:
@@ -161,6 +154,7 @@ def document() -> dict[str, Any]:
     for schema in list(schemas.values()):  # pydantic nests enums under $defs: hoist them
         schemas.update(schema.pop("$defs", {}))
     schemas.update(calls_doc.schemas())
+    schemas.update(search_doc.schemas())
     schemas.update(parked.schemas())
     schemas.update(channels.schemas())
     schemas.update(hooks_rejected.schemas())
@@ -187,6 +181,7 @@ def document() -> dict[str, Any]:
                 **inbox_doc.paths(),
                 **calls_doc.paths(),
                 **reports_doc.paths(),
+                **search_doc.paths(),
                 **parked.paths(),
                 **channels.paths(),
                 **hooks_rejected.paths(),
@@ -215,7 +210,9 @@ def document() -> dict[str, Any]:
                         },
                     }
                 },
-                "/api/v1/contacts": _list("Contacts with their identities.", []),
+                "/api/v1/contacts": _list(
+                    "Contacts with their identities.", lists_doc.CONTACT_FILTERS
+                ),
                 "/api/v1/contacts/{id}": _detail(
                     "A contact with identities (each with unreachable_at and "
                     "unreachable_reason, see Identity), touches and merges; is_test marks "
@@ -251,14 +248,7 @@ def document() -> dict[str, Any]:
                         },
                     }
                 },
-                "/api/v1/deals": _list(
-                    "Deals, by funnel and stage.",
-                    [
-                        _query("funnel", {"type": "string"}),
-                        _query("stage", {"type": "string"}),
-                        _query("contact_id", id_schema()),
-                    ],
-                ),
+                "/api/v1/deals": _list("Deals, by funnel and stage.", lists_doc.DEAL_FILTERS),
                 "/api/v1/deals/{id}": {
                     **_detail("A deal with its stage history and its history of changes."),
                     "patch": {

@@ -16,6 +16,7 @@ from crm_core.merge import MergeError, undo_merge
 from hub.api.auth import VIEWER
 from hub.api.errors import ApiError, not_found
 from hub.api.ids import path_id, query_cursor, query_id
+from hub.api.list_filters import contact_filter, deal_filter, funnel_and_stage
 from hub.keys import CLOCK, DATABASE, RELAY
 
 routes = web.RouteTableDef()
@@ -52,7 +53,13 @@ def _paging(request: web.Request) -> tuple[int, int]:
 async def list_contacts(request: web.Request) -> web.Response:
     after, limit = _paging(request)
     page = await request.app[DATABASE].read(
-        partial(queries.contacts_page, viewer=request[VIEWER], after=after, limit=limit)
+        partial(
+            queries.contacts_page,
+            viewer=request[VIEWER],
+            after=after,
+            limit=limit,
+            wanted=contact_filter(request),
+        )
     )
     return web.json_response(page.as_json())
 
@@ -99,15 +106,17 @@ async def get_conversation(request: web.Request) -> web.Response:
 @routes.get("/api/v1/deals")
 async def list_deals(request: web.Request) -> web.Response:
     after, limit = _paging(request)
+    funnel, stage = funnel_and_stage(request)
     page = await request.app[DATABASE].read(
         partial(
             queries.deals_page,
             viewer=request[VIEWER],
             after=after,
             limit=limit,
-            funnel=request.query.get("funnel"),
-            stage=request.query.get("stage"),
+            funnel=funnel,
+            stage=stage,
             contact_id=query_id(request, "contact_id"),
+            wanted=deal_filter(request),
         )
     )
     return web.json_response(page.as_json())

@@ -13,7 +13,6 @@ from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
-from openpyxl import Workbook
 from sqlalchemy.orm import Session
 
 from crm_core.access import Viewer
@@ -134,6 +133,8 @@ def _csv(table: Table) -> bytes:
 
 
 def _xlsx(tables: list[Table]) -> bytes:
+    from openpyxl import Workbook  # only an XLSX export pays for importing it
+
     book = Workbook()
     first = book.active
     assert first is not None

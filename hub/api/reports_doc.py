@@ -4,18 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from hub.api.doc_parts import query_param as _query
 from hub.api.ids import id_schema
-
-
-def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "in": "query",
-        "required": False,
-        "schema": schema,
-        "description": description,
-    }
-
 
 _COMMON = [
     _query("from", {"type": "string", "format": "date"}, "First day (default: the month's first)."),

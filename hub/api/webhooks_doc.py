@@ -8,18 +8,12 @@ from typing import Any
 from pydantic import TypeAdapter
 
 from crm_core.event_types import EVENT_DATA
+from hub.api.doc_parts import json_content as _json
 from hub.api.ids import MAX_ID, MIN_ID, cursor_schema, id_schema
 from hub.api.webhooks import Replay, SubscriptionIn, SubscriptionPatch
 from webhooks.sources import KINDS
 
 _REF = "#/components/schemas/{model}"
-
-
-def _json(schema: str, description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema}"}}},
-    }
 
 
 def _error(description: str) -> dict[str, Any]:

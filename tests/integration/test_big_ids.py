@@ -8,8 +8,6 @@ import asyncio
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from sqlalchemy import BigInteger, Connection, bindparam, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
@@ -245,8 +243,7 @@ async def _pg_types(url: str) -> tuple[dict[tuple[str, str], str], dict[str, str
 
 
 def _diff(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, Base.metadata))
+    return migrate.schema_diff(connection)
 
 
 @pytest.mark.postgres

@@ -9,14 +9,11 @@ from multiprocessing.synchronize import Barrier
 from typing import Any
 
 import pytest
-from alembic.autogenerate import compare_metadata
-from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, text
 
 from crm_core import migrate
 from crm_core.db import Database
-from crm_core.models import Base
 from tests.conftest import PG_ADMIN_DSN, _pg_execute, _sqlalchemy_url
 
 STARTERS = 4
@@ -24,8 +21,7 @@ _start: Barrier | None = None  # set in each starter process
 
 
 def _diff(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
-    return list(compare_metadata(context, Base.metadata))
+    return migrate.schema_diff(connection)
 
 
 async def test_schema_matches_models_and_downgrades(database_url: str) -> None:

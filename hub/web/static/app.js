@@ -3,6 +3,7 @@
 import { api, get, setCsrf } from "./api.js";
 import { h, fill, t, LOCALE, untrusted } from "./dom.js";
 import { connect, onStatus } from "./live.js";
+import { searchBox } from "./search.js";
 
 const PAGES = {
   inbox: () => import("./inbox.js"),
@@ -40,6 +41,7 @@ function header(me) {
   return [
     h("a", { class: "brand", href: "/inbox" }, "omnihub"),
     h("nav", { "aria-label": t("nav.label") }, link("inbox", "/inbox"), link("board", "/board"), link("tasks", "/tasks"), link("calls", "/calls"), link("reports", "/reports")),
+    searchBox(),
     h("div", { class: "spacer" }),
     channelAlert,
     status,
