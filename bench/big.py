@@ -15,6 +15,55 @@ Run as ``.venv/bin/python -m bench.big [--postgres DSN | --no-postgres] [--no-sq
 [--scale 0.1] [--seconds 5] [--concurrency 8] [--mixed-minutes 10] [--keep DIR]``;
 ``--keep`` keeps the SQLite file in DIR and the PostgreSQL database undropped (for
 ``EXPLAIN`` and profiling afterwards).
+
+Findings
+--------
+Issue 18, the four managers' reads; a shared, loaded 2-core machine (the clients run on
+it too), 8 clients, 3 s per read. Each cell: req/s (x healthz of the same run), p50/p99 ms.
+
+===========  ==================  ================  ==================  =================
+read         before, SQLite      after, SQLite     before, PostgreSQL  after, PostgreSQL
+===========  ==================  ================  ==================  =================
+scale 0.1    healthz 677/s       healthz 828/s     healthz 366/s       healthz 418/s
+inbox, all   42 (.06) 184/437    95 (.12) 82/169   11 (.03) 771/1139   73 (.17) 109/222
+inbox, mine  39 (.06) 195/456    115 (.14) 64/192  37 (.10) 210/482    76 (.18) 108/142
+timeline     178 (.26) 41/248    578 (.70) 12/38   122 (.33) 59/272    289 (.69) 26/63
+board        10 (.01) 1033/1270  33 (.04) 240/464  10 (.03) 840/1185   27 (.06) 264/570
+scale 1      healthz 687/s       healthz 614/s     healthz 486/s       healthz 334/s
+inbox, all   20 (.03) 377/839    34 (.06) 246/419  3 (.01) 6300/6353   20 (.06) 408/641
+inbox, mine  27 (.04) 296/565    61 (.10) 132/207  28 (.06) 284/462    52 (.16) 144/325
+timeline     137 (.20) 52/278    400 (.65) 17/58   140 (.29) 55/105    240 (.72) 32/76
+board        5 (.01) 2563/3807   14 (.02) 570/979  3 (.01) 3705/3817   19 (.06) 409/652
+===========  ==================  ================  ==================  =================
+
+Where the time went, and what changed (``crm_core/inbox.py``, migration 0015):
+
+- The board ran one query per stage, each sorting all of the stage's deals (only
+  ``deals.stage_id`` was indexed), then built 400 ORM ``Deal`` objects and ``plain()``-ed
+  them (about 50 ms of Python a request). Now ``(stage_id, updated_at, id)`` gives each
+  stage's first 50 in order, one statement (a UNION ALL of the per-stage id lists) reads
+  them all, and rows are plain column tuples; the counts come from ``(funnel_id,
+  stage_id, owner_id)``.
+- The unread counts: on PostgreSQL the EXISTS (its read marker correlated to every
+  message) became a hash semi-join over all the messages (120 ms at scale 0.1, seconds at
+  scale 1); SQLite read every conversation for ``status != 'closed'``. Now the marker is
+  joined to the conversation, a partial index holds the conversations that are not
+  closed, and each is one probe of ``messages (conversation_id, direction, id)``. (SQLite
+  cannot use a partial index inside the branches of a manager's "own OR unassigned": on
+  SQLite the scope is wrapped in a CASE so the partial index is scanned instead.)
+- A manager's ``view=mine`` sorted all of their conversations: ``(assignee_id,
+  last_message_at, id)`` now reads the page in order; ``(last_message_at, id)`` for ``all``.
+- Python per request: building the SQLAlchemy statements (and an ``aliased()`` per call)
+  cost about as much as SQLite took to answer; statements are now built once per viewer
+  shape (``lru_cache``), and read through the connection, not the ORM.
+
+Still slow, and why: the counts. At scale 1 there are 11,500 conversations that are not
+closed; the unread counts probe the messages index once for each (about 35 ms on SQLite,
+60 ms on PostgreSQL), and the board counts all 100,000 deals of the funnel per stage
+(15 ms on SQLite, 70 ms on PostgreSQL, a sequential scan). Both need counters kept on
+write (a conversation's last inbound message id beside the read markers; deals per stage
+and owner) to get under the mark. The board's 400 deals also cost ~10 ms of Python to
+read and encode. The machine itself: with 8 clients healthz alone has p50 9-23 ms here.
 """
 
 from __future__ import annotations

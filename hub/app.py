@@ -23,7 +23,18 @@ from crm_core.outbox import OutboxHandler, OutboxRelay, RelayPolicy
 from crm_core.replies import SEND_TOPIC_PREFIX, SendDispatcher
 from crm_core.timers import TimerRunner
 from crm_core.tracking import tracking_table
-from hub import email, health, hooks, leases, live, metrics, sip, site_chat, weekly_letter
+from hub import (
+    email,
+    first_run,
+    health,
+    hooks,
+    leases,
+    live,
+    metrics,
+    sip,
+    site_chat,
+    weekly_letter,
+)
 from hub.addresses import networks
 from hub.api import (
     calls,
@@ -149,6 +160,7 @@ def create_app(
     if role.runs_background:
         sip.install(app)  # the lines' user agent binds its ports: in one role only
     if role.serves_api:
+        first_run.install(app)  # no admin yet: the one-time setup link, in the log
         pages.install(app)  # the inbox UI: pages, /static/, their security headers
     return app
 

@@ -64,6 +64,8 @@ class Settings:
     trusted_proxies: str = ""
     # The hub's own address (https://crm.example.com): links in the mail it sends
     public_url: str = ""
+    # The first run (hub/first_run.py): how long a start's one-time setup link works
+    setup_link_minutes: int = 60
     # The Monday letter (hub/weekly_letter.py): each head of sales gets the past week's
     # figures from this [channels.email] mailbox (empty: no letters), on this day
     # (mon..sun) at this time ("09:00") in `timezone`.

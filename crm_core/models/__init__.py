@@ -15,7 +15,14 @@ from crm_core.models.deals import Deal, DealStageChange, Funnel, Stage, Task
 from crm_core.models.journal import AuditEntry, OutboxMessage
 from crm_core.models.letters import WeeklyLetter
 from crm_core.models.parked import ParkedItem
-from crm_core.models.people import ApiToken, ConversationRead, Manager, ManagerSession, Team
+from crm_core.models.people import (
+    ApiToken,
+    ConversationRead,
+    Manager,
+    ManagerSession,
+    SetupToken,
+    Team,
+)
 from crm_core.models.rejected import RejectedHook
 from crm_core.models.site_chat import SiteSession, SiteUpload, SiteVisitor
 from crm_core.models.timers import Timer
@@ -44,6 +51,7 @@ __all__ = [
     "ParkedItem",
     "RejectedHook",
     "RoutingDocument",
+    "SetupToken",
     "SiteSession",
     "SiteUpload",
     "SiteVisitor",

@@ -29,8 +29,19 @@ class Conversation(Base):
     __table_args__ = (
         Index("ix_conversations_contact_account", "contact_id", "channel_account_id"),
         Index("ix_conversations_assignee_status", "assignee_id", "status"),
-        # The inbox lists conversations by latest activity.
-        Index("ix_conversations_last_message_at", "last_message_at"),
+        # The inbox lists conversations by latest activity (last_message_at DESC, id DESC),
+        # all of them or one assignee's (a manager's own, the unassigned queue).
+        Index("ix_conversations_last_message_at", "last_message_at", "id"),
+        Index("ix_conversations_assignee_recent", "assignee_id", "last_message_at", "id"),
+        # The unread counts per view read the conversations that are not closed.
+        Index(
+            "ix_conversations_not_closed",
+            "assignee_id",
+            "team_id",
+            "status",
+            sqlite_where=text("status != 'closed'"),
+            postgresql_where=text("status != 'closed'"),
+        ),
         Index("ix_conversations_opened_at", "opened_at"),  # reports: opened in a period
     )
 
@@ -64,6 +75,8 @@ class Message(Base):
             sqlite_where=text("author_manager_id IS NOT NULL"),
             postgresql_where=text("author_manager_id IS NOT NULL"),
         ),
+        # Unread: a conversation's inbound messages after the reader's marker.
+        Index("ix_messages_conversation_direction", "conversation_id", "direction", "id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -42,6 +42,9 @@ class Deal(Base):
         # reports: the deals closed in a period, a funnel's deals created in one
         Index("ix_deals_closed_at", "closed_at"),
         Index("ix_deals_funnel_created", "funnel_id", "created_at"),
+        # The funnel board: a stage's most recently changed deals, the counts per stage.
+        Index("ix_deals_stage_recent", "stage_id", "updated_at", "id"),
+        Index("ix_deals_funnel_stage_owner", "funnel_id", "stage_id", "owner_id"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

@@ -50,6 +50,18 @@ class ApiToken(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
+class SetupToken(Base):
+    """The first run's one-time link to create the first admin; only its SHA-256 is kept."""
+
+    __tablename__ = "setup_tokens"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class ManagerSession(Base):
     """A browser login: the cookie's SHA-256 (never the cookie) and its CSRF token."""
 

@@ -18,7 +18,13 @@ from hub.keys import TOKENS
 from hub.sessions import SESSION_COOKIE, cookie_session
 
 VIEWER = web.RequestKey("viewer", Viewer)
-PUBLIC = frozenset({("GET", "/api/v1/openapi.json"), ("POST", "/api/v1/session")})
+PUBLIC = frozenset(
+    {
+        ("GET", "/api/v1/openapi.json"),
+        ("POST", "/api/v1/session"),
+        ("POST", "/api/v1/setup"),  # the first run: its one-time token is the credential
+    }
+)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Configuration and the integration channel: admins and integration tokens only.
 ADMIN_PATHS = ("/api/v1/routing", "/api/v1/webhooks/", "/api/v1/inbound")

@@ -10,7 +10,7 @@ from hub.api.doc_parts import json_content as _json
 from hub.api.doc_parts import query_param as _query
 from hub.api.ids import id_schema
 from hub.api.people import ManagerPatch, NewManager, TeamPatch
-from hub.api.session import Login, Preferences
+from hub.api.session import FirstAdmin, Login, Preferences
 
 _REF = "#/components/schemas/{model}"
 _ID = {
@@ -50,6 +50,7 @@ def _action(summary: str, body: str | None = None, status: str = "200") -> dict[
 def schemas() -> dict[str, Any]:
     return {
         "Login": Login.model_json_schema(ref_template=_REF),
+        "FirstAdmin": FirstAdmin.model_json_schema(ref_template=_REF),
         "Preferences": Preferences.model_json_schema(ref_template=_REF),
         "Note": Note.model_json_schema(ref_template=_REF),
         "Assignment": Assignment.model_json_schema(ref_template=_REF),
@@ -86,6 +87,28 @@ def paths() -> dict[str, Any]:
                 },
             },
             "delete": {"summary": "Log out.", "responses": {"204": {"description": "Done."}}},
+        },
+        "/api/v1/setup": {
+            "post": {
+                "summary": "The first run: create the first admin with the one-time link.",
+                "description": "While the hub has no active admin, each start logs a link "
+                "/setup#<token> (valid setup_link_minutes). Its token, once, with a name, "
+                "an email and a password, creates the admin and logs them in (the session "
+                "cookie is set, as by POST /api/v1/session).",
+                "security": public,
+                "requestBody": _body("FirstAdmin"),
+                "responses": {
+                    "201": _json("Me", "The admin is created and logged in."),
+                    "400": _ERRORS["400"],
+                    "403": _json(
+                        "Error",
+                        "The token is wrong, used or expired, or the request came from "
+                        "another site's page (Origin).",
+                    ),
+                    "409": _json("Error", "The hub has an admin already: log in instead."),
+                    "415": _json("Error", "The body is not application/json."),
+                },
+            }
         },
         "/api/v1/me": {
             "get": {

@@ -18,6 +18,7 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from crm_core.access import Viewer
+from crm_core.first_run import FirstRunError, create_first_admin
 from crm_core.journal import Journal
 from crm_core.logins import (
     OpenedSession,
@@ -132,6 +133,53 @@ async def post_session(request: web.Request) -> web.Response:
         raise ApiError(401, "unauthorized", "the email or the password is wrong")
     opened, email, locale = found
     response = web.json_response(_me(opened.viewer, opened.csrf_token, email, locale))
+    set_session_cookie(request, response, opened.cookie, opened.expires_at)
+    return response
+
+
+class FirstAdmin(BaseModel):
+    """The first run's form: the setup link's token and the first admin."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    token: str = Field(min_length=1, max_length=200, description="The link's part after #.")
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(min_length=3, max_length=320)
+    password: Password
+    locale: Literal["ru", "en"] = "en"
+
+
+@routes.post("/api/v1/setup")
+async def post_setup(request: web.Request) -> web.Response:
+    """Create the first admin with the first run's one-time link, and log them in."""
+    if not same_origin(request):
+        raise ApiError(403, "origin", "set the hub up from its own page")
+    form = await parse_body(request, FirstAdmin)
+    app = request.app
+    lifetime = timedelta(hours=app[SETTINGS].session_hours)
+
+    def work(session: Session) -> tuple[OpenedSession, str]:
+        journal = Journal("setup", app[CLOCK].now())
+        admin = create_first_admin(
+            session,
+            journal,
+            form.token,
+            name=form.name,
+            email=form.email,
+            password=form.password,
+        )
+        admin.locale = form.locale
+        opened = open_session(session, journal, admin.id, lifetime)
+        assert opened is not None  # an active manager, made just now
+        journal.flush(session)
+        return opened, admin.email
+
+    try:
+        opened, email = await app[DATABASE].write(work)
+    except FirstRunError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
+    response = web.json_response(
+        _me(opened.viewer, opened.csrf_token, email, form.locale), status=201
+    )
     set_session_cookie(request, response, opened.cookie, opened.expires_at)
     return response
 

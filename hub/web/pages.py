@@ -47,6 +47,7 @@ SECURITY_HEADERS = {
 PAGE_PREFIXES = (
     "/static/",
     "/login",
+    "/setup",
     "/inbox",
     "/board",
     "/tasks",
@@ -56,6 +57,7 @@ PAGE_PREFIXES = (
 )
 TITLES = {
     "login": "page.login",
+    "setup": "page.setup",
     "inbox": "page.inbox",
     "board": "page.board",
     "tasks": "page.tasks",
@@ -69,6 +71,7 @@ def install(app: web.Application) -> None:
     """Add the pages, the static route and the pages' security headers to ``app``."""
     app.router.add_get("/", root)
     app.router.add_get("/login", login_page)
+    app.router.add_get("/setup", setup_page)
     app.router.add_get("/inbox", _page("inbox"))
     app.router.add_get("/board", _page("board"))
     app.router.add_get("/tasks", _page("tasks"))
@@ -225,6 +228,14 @@ async def login_page(request: web.Request) -> web.Response:
     if wanted not in LOCALES:
         wanted = preferred_locale(request.headers.get("Accept-Language"))
     return _html(shell("login", wanted, {"next": target}))
+
+
+async def setup_page(request: web.Request) -> web.Response:
+    """The first run's page: the token is in the link's fragment, read by the page."""
+    wanted = request.query.get("lang")
+    if wanted not in LOCALES:
+        wanted = preferred_locale(request.headers.get("Accept-Language"))
+    return _html(shell("setup", wanted))
 
 
 async def _headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -94,6 +94,10 @@ async function main() {
     (await import("./login.js")).start();
     return;
   }
+  if (page === "setup") {
+    (await import("./setup.js")).start();
+    return;
+  }
   const session = await get("/api/v1/me");
   setCsrf(session.csrf_token);
   const me = session.manager;
