@@ -27,7 +27,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from crm_core.enums import Channel
 from crm_core.models import ChannelAccount, Contact, ContactIdentity, Conversation, Deal, Touch
-from crm_core.replies import _REACHABLE as REACHABLE
+from crm_core.replies import REACHABLE
 
 
 @dataclass(frozen=True, slots=True)

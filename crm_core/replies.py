@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 SEND_TOPIC_PREFIX = "send."
 
 # Which identities a channel can reach a contact by.
-_REACHABLE: dict[Channel, tuple[IdentityKind, ...]] = {
+REACHABLE: dict[Channel, tuple[IdentityKind, ...]] = {
     Channel.TELEGRAM: (IdentityKind.TELEGRAM,),
     Channel.EMAIL: (IdentityKind.EMAIL,),
     Channel.PHONE: (IdentityKind.PHONE,),
@@ -82,7 +82,7 @@ def queue_reply(
     if account is None:
         raise LookupError(f"channel account {via_account_id} not found")
     channel = Channel(account.channel)
-    kinds = _REACHABLE.get(channel, ())
+    kinds = REACHABLE.get(channel, ())
     recipients = [
         IdentityRef(IdentityKind(i.kind), i.value)
         for i in session.scalars(

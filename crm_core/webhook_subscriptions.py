@@ -376,11 +376,15 @@ class WebhookFanOut:
         await self._downstream(item)
 
     async def _targets(self) -> tuple[_Target, ...]:
+        """The subscriptions, read after the event was committed (the relay claimed it): one
+        committed before the event is among them. ``cache_seconds`` may keep them that long
+        only where every change goes through :meth:`invalidate` (one process)."""
         cached = self._cached
         if cached is not None and cached[0] > time.monotonic():
             return cached[1]
         targets = await self._db.read(_all_targets)
-        self._cached = (time.monotonic() + self._cache_seconds, targets)
+        if self._cache_seconds > 0:
+            self._cached = (time.monotonic() + self._cache_seconds, targets)
         return targets
 
 

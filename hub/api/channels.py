@@ -80,6 +80,7 @@ def _configured(app: web.Application) -> list[_Account]:
         ("telegram", "bots", "telegram"),
         ("email", "mailboxes", "email"),
         ("sip", "lines", None),
+        ("site_chat", "widgets", "site_chat"),
     ):
         table = channels.get(channel)
         rows = table.get(list_name) if isinstance(table, Mapping) else None
@@ -158,9 +159,10 @@ def _item(
 ) -> dict[str, Any]:
     health = app[HEALTH]
     known = health.get(account.channel, account.account)
-    if account.channel == "webhook":
-        # a source waits for its peers' calls: it is ready when the hub is up
-        known = known or AccountHealth("webhook", account.account, state=CONNECTED)
+    if account.channel in ("webhook", "site_chat"):
+        # a hook source waits for its peers' calls, a widget for visitors: ready when the
+        # hub is up
+        known = known or AccountHealth(account.channel, account.account, state=CONNECTED)
     state = known.state if known is not None else UNKNOWN
     last_item = health.last_item(_message_channel(account.channel), account.account)
     if account.channel == "webhook":

@@ -25,7 +25,7 @@ from hub.keys import CLOCK, DATABASE
 
 routes = web.RouteTableDef()
 PATH = "/api/v1/parked"
-CHANNELS = ("meta", "telegram", "email")
+CHANNELS = ("meta", "telegram", "email", "site_chat")
 
 
 @routes.get(PATH)

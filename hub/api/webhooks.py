@@ -53,7 +53,16 @@ def relay_handlers(
 ) -> dict[str, OutboxHandler]:
     """The ``events`` handler (fan-out to subscribers, then ``events``) and ``webhook.``."""
     poster = WebhookPoster(timeout=timeout, allow_private=allow_private)
-    fan_out = subs.WebhookFanOut(db, app[CLOCK], events, on_commit=lambda: app[RELAY].wake())
+    # One process (SQLite) makes every subscription itself and forgets its copy at once
+    # (invalidate); with several, another may have made one a moment ago: read them for
+    # every event, so that one committed before the event always gets it.
+    fan_out = subs.WebhookFanOut(
+        db,
+        app[CLOCK],
+        events,
+        on_commit=lambda: app[RELAY].wake(),
+        cache_seconds=1.0 if db.is_sqlite else 0.0,
+    )
     app[POSTER] = poster
     app[FAN_OUT] = fan_out
     return {

@@ -31,6 +31,7 @@ from hub.files import FILES
 from hub.keys import EVENTS, SENDERS, SETTINGS
 from hub.roles import ROLE
 from hub.settings import SettingsError
+from hub.site_chat.poisoned import FailedMessages
 from hub.site_chat.rooms import Rooms
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,8 @@ class SiteChat:
     typing_by_visitor: RateWindow = field(default_factory=RateWindow)  # a light brake, local
     sockets_by_address: OpenCount = field(default_factory=OpenCount)
     sockets_by_visitor: OpenCount = field(default_factory=OpenCount)
+    # the messages ingest failed on here, counted until they are parked (poisoned.py)
+    failed: FailedMessages = field(default_factory=FailedMessages)
     # one message of a visitor at a time in this process (their first opens the chat)
     visitor_locks: WeakValueDictionary[int, asyncio.Lock] = field(
         default_factory=WeakValueDictionary

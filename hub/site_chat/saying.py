@@ -2,7 +2,8 @@
 
 What is refused gets an ``error`` frame naming the field, and nothing is written:
 a required pre-chat field left empty, an email or phone that is no such thing, a file
-that is not the visitor's upload, more messages a minute than the widget allows.
+that is not the visitor's upload, more messages a minute than the widget allows. A
+message that ingest keeps failing on is parked (``hub/site_chat/poisoned.py``).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from crm_core.contracts import (
 from crm_core.enums import Channel, IdentityKind
 from crm_core.identities import InvalidIdentityError, normalize_email, normalize_phone
 from crm_core.inbound import InvalidInboundError
+from crm_core.poisoned import PoisonedItems
 from crm_core.site_visitors import Visitor
 from crm_core.text import text_problem
 from hub.keys import CLOCK, DATABASE, INGEST, SETTINGS
 from hub.site_chat import SiteChat
+from hub.site_chat.poisoned import PREFIX
 from hub.site_chat.visits import team_hours
 
 Answer = dict[str, Any]
@@ -72,10 +75,18 @@ async def said(
         fields = _fields(app, widget, visitor, say)
         files = await _files(app, visitor, say)
         message = _inbound(app, widget, visitor, say, fields, files, page)
+        poisoned = PoisonedItems(app[DATABASE], app[CLOCK], Channel.SITE_CHAT.value, PREFIX)
         try:
             result = await app[INGEST].ingest(message)
         except InvalidInboundError as exc:
             raise RefusedError("invalid", exc.problem, exc.field) from None
+        except Exception as exc:  # a fault of ours: retried by the widget, parked if it stays
+            if not await chat.failed.failed(poisoned, widget.key, visitor, say, exc):
+                raise
+            raise RefusedError(
+                "parked", "this message could not be stored; it is kept for the team"
+            ) from None
+        await chat.failed.went_through(poisoned, widget.key, say)
     except RefusedError as refused:
         error: Answer = {"type": "error", "code": refused.code, "message": refused.message}
         if refused.field is not None:

@@ -207,13 +207,6 @@ async def _unfired_due(db: Database) -> int:
     return await db.read(work)
 
 
-@pytest.mark.xfail(
-    reason="a worker caches the subscriptions for 1 s (WebhookFanOut.cache_seconds) and is "
-    "not told of one made in another process: an event it relays within that second "
-    "never reaches the new subscription",
-    raises=AssertionError,
-    strict=False,  # it passes only when the worker's cache happens to be older than 1 s
-)
 async def test_an_event_after_a_subscription_made_through_a_web_reaches_it(
     cluster: Cluster, pg_url: str, receiver: Receiver
 ) -> None:
