@@ -187,9 +187,11 @@ def set_status(
     return conversation
 
 
-def mark_read(session: Session, viewer: Viewer, conversation_id: int, now: datetime) -> int:
+def mark_read(
+    session: Session, viewer: Viewer, conversation_id: int, now: datetime
+) -> tuple[int, bool]:
     """Everything in the conversation so far counts as read by the viewer; returns the
-    last message id read."""
+    last message id read, and whether the viewer's marker moved (False: it was there)."""
     conversation = visible_conversation(session, viewer, conversation_id)
     assert viewer.manager_id is not None
     last = session.scalar(
@@ -205,10 +207,12 @@ def mark_read(session: Session, viewer: Viewer, conversation_id: int, now: datet
                 read_at=now,
             )
         )
-    elif (last or 0) > marker.last_read_message_id:
+        return last or 0, True
+    if (last or 0) > marker.last_read_message_id:
         marker.last_read_message_id = last or 0
         marker.read_at = now
-    return last or 0
+        return last or 0, True
+    return last or 0, False
 
 
 def conversation_on(

@@ -104,18 +104,19 @@ async def post_read(request: web.Request) -> web.Response:
     viewer = person(request)
     now = request.app[CLOCK].now()
     try:
-        last = await request.app[DATABASE].write(
+        last, moved = await request.app[DATABASE].write(
             lambda s: actions.mark_read(s, viewer, conversation_id, now)
         )
     except LookupError:
         raise not_found("conversation") from None
-    # the client's widget shows "read" (a signal: not stored, see hub/signals.py)
-    read: Signal = {
-        "event": "conversation.read",
-        "conversation_id": conversation_id,
-        "message_id": last,
-    }
-    await request.app[SIGNALS].send(read)
+    if moved:  # nothing new read, nothing to say (every open inbox would fetch again)
+        # the client's widget shows "read" (a signal: not stored, see hub/signals.py)
+        read: Signal = {
+            "event": "conversation.read",
+            "conversation_id": conversation_id,
+            "message_id": last,
+        }
+        await request.app[SIGNALS].send(read)
     return web.json_response({"conversation_id": conversation_id, "last_read_message_id": last})
 
 

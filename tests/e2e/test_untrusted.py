@@ -108,12 +108,15 @@ async def test_client_content_is_inert(browser: Browser, hub: Hub) -> None:
 
 
 async def _settled(locator: Locator, script: str) -> object:
-    """``script`` in the element's frame, again if the frame was replaced while it ran."""
+    """``script`` in the element's frame, again if the frame was replaced while it ran
+    (Playwright says 'detached', or, for a sandboxed frame Chromium ran as a target of its
+    own, that the target 'has been closed')."""
     for attempt in range(5):
         try:
             return await locator.evaluate(script)
         except PlaywrightError as exc:
-            if "detached" not in str(exc) or attempt == 4:
+            replaced = "detached" in str(exc) or "has been closed" in str(exc)
+            if not replaced or attempt == 4:
                 raise
     raise AssertionError("unreachable")
 

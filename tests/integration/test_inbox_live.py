@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 import aiohttp
+import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -216,3 +217,23 @@ async def test_attachments_download_inert_and_html_mail_comes_sanitized(
     )
     hidden = await client.get(svg_url, headers=world.auth["bob"])
     assert hidden.status == 404
+
+
+async def test_reading_again_what_was_read_says_nothing(world: World) -> None:
+    """A read mark goes out (to the inbox, to the client's widget) only when the marker
+    moves: the inbox marks read what it shows, and hears of read marks, so a mark said
+    every time fetched and marked again, four times a second, for as long as it was open."""
+    client = world.client
+    csrf = await _login(client, "ann")
+    conversation = world.conversations["ann"]
+    async with client.ws_connect("/api/v1/live") as socket:
+        assert (await socket.receive_json())["event"] == "hello"
+        path = f"/api/v1/conversations/{conversation}/read"
+        first = await client.post(path, headers={"X-CSRF-Token": csrf})
+        assert first.status == 200
+        await _events_until(socket, "conversation.read", "conversation_id", conversation)
+        for _ in range(3):
+            again = await client.post(path, headers={"X-CSRF-Token": csrf})
+            assert again.status == 200
+        with pytest.raises(TimeoutError):  # nothing more is said
+            await asyncio.wait_for(socket.receive_json(), 1.5)

@@ -419,6 +419,12 @@ export async function start({ me, root }) {
     if (frame && event.conversation_id === frame.id && event.event.startsWith("message.")) {
       frame.typing.hidden = true; // the client's message arrived
     }
+    if (event.event === "conversation.read") {
+      // Someone read it (this page, most often): the unread counts change, nothing else;
+      // fetching the conversation again would mark it read again.
+      liveList();
+      return;
+    }
     if (event.event === "live.connected") {
       liveList();
       liveConversation();
